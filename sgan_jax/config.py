@@ -1,0 +1,198 @@
+"""Run configuration as data: one frozen dataclass, validated on construction.
+
+Configs are plain values; experiment files (``experiments/configs/*.py``) define
+``get_config() -> Config`` and the command line overrides fields with
+``--set key=value``. Unknown keys and wrong types raise :class:`SganError` naming
+the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from typing import Any, Optional, Tuple
+
+from sgan_jax.errors import SganError
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything a run depends on. Field docs are in README's config table."""
+
+  name: str = "custom"
+  # --- data
+  dataset: str = "digits"              # digits | mnist | cifar10 | svhn_cropped | path/to/file.npz
+  data_dir: Optional[str] = None       # TFDS data_dir
+  pixel_range: str = "0,1"             # "0,1" (sigmoid G) or "-1,1" (tanh G)
+  labels_per_class: Optional[int] = 10 # exactly one of labels_per_class / label_rate
+  label_rate: Optional[float] = None   # fraction of the training split, stratified
+  val_size: int = 0                    # examples held out of the training split for selection
+  data_seed: int = 1                   # chooses validation split and labeled subset
+  seed: int = 0                        # parameters, noise and batch order
+  # --- model
+  model: str = "mlp"                   # mlp | conv
+  d_hidden: Tuple[int, ...] = (1000, 500, 250, 250, 250)
+  g_hidden: Tuple[int, ...] = (500, 500)
+  d_width: int = 96                    # conv discriminator first-stage channels
+  g_width: int = 128                   # conv generator last-stage channels
+  input_noise: float = 0.3
+  hidden_noise: float = 0.5
+  latent_dim: int = 100
+  parameterization: str = "k"          # k (Salimans) | k+1 (Odena)
+  compute_dtype: str = "float32"       # float32 | bfloat16 (params stay float32)
+  # --- objective
+  g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax
+  fm_order: int = 2                    # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
+  unlabeled_weight: float = 1.0
+  # --- optimisation
+  batch_size: int = 100                # per stream (labeled, unlabeled, generated)
+  lr: float = 0.003
+  lr_decay_epochs: int = 100           # linear decay to 0 over the last N epochs
+  b1: float = 0.5
+  b2: float = 0.999
+  eps_root: float = 1e-8               # Adam epsilon inside the square root (reference)
+  epochs: int = 300
+  iters_per_epoch: Optional[int] = None  # default: unlabeled examples // batch_size
+  avg_rate: float = 1e-4               # Polyak average a <- a + rate * (p - a), a0 = 0
+  init_examples: int = 500             # batch for data-dependent weight-norm init
+  # --- evaluation / output
+  eval_every: int = 1                  # epochs between evaluations
+  baseline: bool = True                # also train the supervised-only baseline
+  baseline_epochs: Optional[int] = None  # default: same as epochs
+
+  def __post_init__(self):
+    _check_types(self)
+    _check_values(self)
+
+  # -- construction helpers
+  def replace(self, **kw) -> "Config":
+    return from_dict({**self.to_dict(), **kw})
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_HINTS = typing.get_type_hints(Config)
+
+
+def _unknown_key(key: str) -> SganError:
+  close = difflib.get_close_matches(key, FIELDS, n=1)
+  hint = f" Did you mean {close[0]!r}?" if close else ""
+  return SganError(f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(FIELDS))}.")
+
+
+def from_dict(d: dict) -> Config:
+  """Builds a Config from a mapping, rejecting unknown keys (with a suggestion)."""
+  if not isinstance(d, dict):
+    raise SganError(f"A config must be a mapping of key -> value, got {type(d).__name__}.")
+  for k in d:
+    if k not in FIELDS:
+      raise _unknown_key(str(k))
+  coerced = {k: _coerce_tuple(k, v) for k, v in d.items()}
+  return Config(**coerced)
+
+
+def _coerce_tuple(key, value):
+  if _HINTS[key] == Tuple[int, ...] and isinstance(value, list):
+    return tuple(value)
+  return value
+
+
+def _type_ok(value, hint) -> bool:
+  origin = typing.get_origin(hint)
+  if origin in (typing.Union, types.UnionType):
+    return any(_type_ok(value, a) for a in typing.get_args(hint))
+  if hint is type(None):
+    return value is None
+  if origin is tuple:
+    return isinstance(value, tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value)
+  if hint is float:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if hint is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+  return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _check_types(cfg: Config) -> None:
+  for name, hint in _HINTS.items():
+    value = getattr(cfg, name)
+    if not _type_ok(value, hint):
+      raise SganError(f"Config key {name!r} must be {_type_name(hint)}, got {value!r} "
+                      f"({type(value).__name__}).")
+
+
+def _choice(cfg, name, choices):
+  if getattr(cfg, name) not in choices:
+    raise SganError(f"Config key {name!r} must be one of {list(choices)}, got "
+                    f"{getattr(cfg, name)!r}.")
+
+
+def _positive(cfg, *names):
+  for n in names:
+    v = getattr(cfg, n)
+    if v is not None and not v > 0:
+      raise SganError(f"Config key {n!r} must be > 0, got {v!r}.")
+
+
+def _check_values(cfg: Config) -> None:
+  if (cfg.labels_per_class is None) == (cfg.label_rate is None):
+    raise SganError("Set exactly one of 'labels_per_class' and 'label_rate' (set the other "
+                    f"to None); got labels_per_class={cfg.labels_per_class!r}, "
+                    f"label_rate={cfg.label_rate!r}.")
+  if cfg.label_rate is not None and not 0.0 < cfg.label_rate <= 1.0:
+    raise SganError(f"label_rate must be in (0, 1] (a fraction of the training split), "
+                    f"got {cfg.label_rate!r}.")
+  _positive(cfg, "labels_per_class", "batch_size", "lr", "epochs", "iters_per_epoch",
+            "latent_dim", "init_examples", "eval_every", "d_width", "g_width",
+            "baseline_epochs")
+  if cfg.val_size < 0:
+    raise SganError(f"val_size must be >= 0, got {cfg.val_size}.")
+  if cfg.lr_decay_epochs < 0:
+    raise SganError(f"lr_decay_epochs must be >= 0, got {cfg.lr_decay_epochs}.")
+  if not 0.0 < cfg.avg_rate <= 1.0:
+    raise SganError(f"avg_rate must be in (0, 1], got {cfg.avg_rate}.")
+  for n in ("input_noise", "hidden_noise", "unlabeled_weight", "eps_root"):
+    if getattr(cfg, n) < 0:
+      raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")
+  for n in ("b1", "b2"):
+    if not 0.0 <= getattr(cfg, n) < 1.0:
+      raise SganError(f"Config key {n!r} must be in [0, 1), got {getattr(cfg, n)}.")
+  _choice(cfg, "pixel_range", ("0,1", "-1,1"))
+  _choice(cfg, "model", ("mlp", "conv"))
+  _choice(cfg, "parameterization", ("k", "k+1"))
+  _choice(cfg, "compute_dtype", ("float32", "bfloat16"))
+  _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax"))
+  _choice(cfg, "fm_order", (1, 2))
+  if any(h <= 0 for h in cfg.d_hidden + cfg.g_hidden):
+    raise SganError("d_hidden and g_hidden widths must all be > 0.")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+  """Parses ``key=value`` from the command line; the value is JSON when it parses."""
+  if "=" not in text:
+    raise SganError(f"Override {text!r} must look like key=value (e.g. epochs=40).")
+  key, raw = text.split("=", 1)
+  key = key.strip()
+  if key not in FIELDS:
+    raise _unknown_key(key)
+  try:
+    value = json.loads(raw)
+  except json.JSONDecodeError:
+    value = None if raw in ("None", "none", "null") else raw
+  if raw in ("true", "True"):
+    value = True
+  elif raw in ("false", "False"):
+    value = False
+  return key, _coerce_tuple(key, value)

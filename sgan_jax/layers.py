@@ -1,0 +1,130 @@
+"""Layers the reference models need that Flax does not ship: weight norm with
+data-dependent initialisation, and additive Gaussian noise.
+
+Weight-normalised layers compute ``y = (x @ v) * scale / ||v|| + bias`` (Salimans &
+Kingma 2016). ``scale`` is a trainable parameter only when ``train_scale=True`` (the
+reference trains it on output layers only); otherwise it lives in the non-trainable
+``"weightnorm"`` collection, set once by data-dependent init and then frozen.
+
+Data-dependent init: call the model with ``init_mode=True`` and
+``mutable=["params", "weightnorm"]`` on a batch of data. Each layer then normalises its
+pre-activation to mean 0 / std ``init_scale`` over the batch, outputs that, and writes
+``scale <- scale * init_scale / std`` and ``bias <- -mean * init_scale / std``, so the
+next layer sees exactly what the initialised network computes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+WN_EPS = 1e-6  # inside the norm's sqrt, as in improved-gan's l2normalize
+
+
+class _WeightNorm(nn.Module):
+  """Shared scale/bias handling; subclasses provide the linear map."""
+
+  features: int
+  train_scale: bool = False
+  init_scale: float = 1.0
+  kernel_init: Callable = nn.initializers.normal(0.05)
+  dtype: jnp.dtype | None = None  # computation dtype (params stay float32)
+
+  def _scale_and_bias(self):
+    if self.train_scale:
+      scale = self.param("scale", nn.initializers.ones, (self.features,))
+    else:
+      scale = self.variable("weightnorm", "scale", jnp.ones, (self.features,)).value
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return scale, bias
+
+  def _finish(self, t, scale, bias, init_mode: bool):
+    """t: pre-activation of the unit-norm map, channels last."""
+    if not init_mode:
+      return t * scale.astype(t.dtype) + bias.astype(t.dtype)
+    axes = tuple(range(t.ndim - 1))
+    t = t.astype(jnp.float32) * scale
+    mean = jnp.mean(t, axis=axes)
+    inv_std = self.init_scale / jnp.sqrt(jnp.mean(jnp.square(t - mean), axis=axes) + 1e-12)
+    if self.train_scale:
+      self.put_variable("params", "scale", scale * inv_std)
+    else:
+      self.put_variable("weightnorm", "scale", scale * inv_std)
+    self.put_variable("params", "bias", -mean * inv_std)
+    return (t - mean) * inv_std
+
+
+class WNDense(_WeightNorm):
+  """Weight-normalised dense layer. x: ``(B, D)`` -> ``(B, features)``."""
+
+  kernel_init: Callable = nn.initializers.normal(0.1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
+    v = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    scale, bias = self._scale_and_bias()
+    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=0))
+    dtype = self.dtype or x.dtype
+    t = jnp.dot(x.astype(dtype), v.astype(dtype))
+    return self._finish(t, scale, bias, init_mode)
+
+
+class WNConv(_WeightNorm):
+  """Weight-normalised 2-D convolution, NHWC. x: ``(B, H, W, C)`` -> ``(B, H', W', features)``."""
+
+  kernel_size: Sequence[int] = (3, 3)
+  strides: Sequence[int] = (1, 1)
+  padding: str = "SAME"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
+    shape = (*self.kernel_size, x.shape[-1], self.features)
+    v = self.param("kernel", self.kernel_init, shape)
+    scale, bias = self._scale_and_bias()
+    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=(0, 1, 2)))
+    dtype = self.dtype or x.dtype
+    t = jax.lax.conv_general_dilated(
+        x.astype(dtype), v.astype(dtype), tuple(self.strides), self.padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return self._finish(t, scale, bias, init_mode)
+
+
+class WNConvTranspose(_WeightNorm):
+  """Weight-normalised transposed convolution ("deconv"), NHWC, 'SAME' padding.
+
+  With ``strides=(2, 2)`` it doubles height and width.
+  """
+
+  kernel_size: Sequence[int] = (5, 5)
+  strides: Sequence[int] = (2, 2)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
+    shape = (*self.kernel_size, x.shape[-1], self.features)
+    v = self.param("kernel", self.kernel_init, shape)
+    scale, bias = self._scale_and_bias()
+    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=(0, 1, 2)))
+    dtype = self.dtype or x.dtype
+    t = jax.lax.conv_transpose(
+        x.astype(dtype), v.astype(dtype), tuple(self.strides), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return self._finish(t, scale, bias, init_mode)
+
+
+class GaussianNoise(nn.Module):
+  """Adds ``sigma * N(0, 1)`` noise in training mode; identity when deterministic.
+
+  Draws from the ``"noise"`` RNG stream.
+  """
+
+  sigma: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.sigma == 0.0:
+      return x
+    eps = jax.random.normal(self.make_rng("noise"), x.shape, jnp.float32)
+    return x + (self.sigma * eps).astype(x.dtype)

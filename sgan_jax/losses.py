@@ -1,0 +1,141 @@
+"""Semi-supervised GAN losses as small pure functions over logits and features.
+
+Two parameterisations of the discriminator are supported (GUIDE section 1):
+
+* ``"k"`` (Salimans et al. 2016): ``logits`` has shape ``(B, K)`` and the "fake" logit
+  is fixed at 0, so ``p(real | x) = sigmoid(Z)`` with ``Z = logsumexp(logits)``.
+* ``"k+1"`` (Odena 2016): ``logits`` has shape ``(B, K + 1)``, the last column is the
+  "fake" class, and ``p(real | x) = sigmoid(logsumexp(logits[:, :K]) - logits[:, K])``.
+
+Every loss is a batch mean, stable for logits of any magnitude (built on
+``logsumexp``/``softplus``/``log_softmax`` only), and importable without the rest of
+the library: ``from sgan_jax import losses``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+Parameterization = Literal["k", "k+1"]
+PARAMETERIZATIONS = ("k", "k+1")
+
+
+def _check_param(parameterization: str) -> None:
+  if parameterization not in PARAMETERIZATIONS:
+    raise ValueError(
+        f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+
+
+def class_logits(logits: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """Logits over the K real classes, shape ``(B, K)``.
+
+  For ``"k+1"`` the fake logit is subtracted so that the result is the equivalent
+  K-logit parameterisation (fake logit 0); argmax and softmax over K are unchanged.
+  """
+  _check_param(parameterization)
+  if parameterization == "k":
+    return logits
+  return logits[:, :-1] - logits[:, -1:]
+
+
+def real_logit(logits: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """``Z(x)``, the logit of ``p(real | x)``: shape ``(B,)``.
+
+  ``p(real | x) = sigmoid(Z)``. For ``"k"``: ``Z = logsumexp(l)``; for ``"k+1"``:
+  ``Z = logsumexp(l[:, :K]) - l[:, K]``.
+  """
+  return jax.nn.logsumexp(class_logits(logits, parameterization), axis=-1)
+
+
+def supervised_xent(logits: jax.Array, labels: jax.Array,
+                    parameterization: Parameterization = "k") -> jax.Array:
+  """Cross-entropy over the K real classes on a labeled batch (scalar).
+
+  Args:
+    logits: ``(B, K)`` or ``(B, K + 1)`` raw logits (never softmaxed).
+    labels: ``(B,)`` integer class ids in ``[0, K)``.
+    parameterization: ``"k"`` or ``"k+1"``.
+
+  Returns ``-mean(l_y) + mean(logsumexp(l))`` over the K class logits.
+  """
+  c = class_logits(logits, parameterization)
+  l_y = jnp.take_along_axis(c, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+  return -jnp.mean(l_y) + jnp.mean(jax.nn.logsumexp(c, axis=-1))
+
+
+def d_unsupervised(logits_unl: jax.Array, logits_fake: jax.Array,
+                   parameterization: Parameterization = "k") -> jax.Array:
+  """Unsupervised discriminator loss (scalar), Salimans et al. form.
+
+  ``-0.5*mean(Z_unl) + 0.5*mean(softplus(Z_unl)) + 0.5*mean(softplus(Z_fake))``,
+  i.e. ``0.5*(-log D(x) - log(1 - D(G(z))))`` with ``D = sigmoid(Z)``.
+
+  Args:
+    logits_unl: ``(B_u, K[+1])`` logits on real unlabeled data.
+    logits_fake: ``(B_f, K[+1])`` logits on generated data.
+  """
+  z_unl = real_logit(logits_unl, parameterization)
+  z_fake = real_logit(logits_fake, parameterization)
+  return (-0.5 * jnp.mean(z_unl) + 0.5 * jnp.mean(jax.nn.softplus(z_unl))
+          + 0.5 * jnp.mean(jax.nn.softplus(z_fake)))
+
+
+def d_unsupervised_softmax(logits_unl: jax.Array, logits_fake: jax.Array) -> jax.Array:
+  """The same loss written directly on a K+1 softmax (Odena 2016), scalar.
+
+  ``-0.5*mean(log(1 - p_fake(x))) - 0.5*mean(log p_fake(G(z)))`` where ``p_fake`` is
+  the softmax probability of the last column. Kept as an independent formulation:
+  it equals ``d_unsupervised(..., "k+1")`` and, when the last logit is 0,
+  ``d_unsupervised(l[:, :K], ..., "k")``.
+
+  Args:
+    logits_unl: ``(B_u, K + 1)``; logits_fake: ``(B_f, K + 1)``.
+  """
+  log_p_unl = jax.nn.log_softmax(logits_unl, axis=-1)
+  log_not_fake_unl = jax.nn.logsumexp(log_p_unl[:, :-1], axis=-1)
+  log_fake_fake = jax.nn.log_softmax(logits_fake, axis=-1)[:, -1]
+  return -0.5 * jnp.mean(log_not_fake_unl) - 0.5 * jnp.mean(log_fake_fake)
+
+
+def feature_matching(features_real: jax.Array, features_fake: jax.Array,
+                     order: int = 2) -> jax.Array:
+  """Generator feature-matching loss (scalar).
+
+  Distance between batch means of an intermediate discriminator feature:
+  ``mean((mean_b f_real - mean_b f_fake)**2)`` for ``order=2`` (MNIST reference) or
+  ``mean(|...|)`` for ``order=1`` (CIFAR/SVHN reference).
+
+  Args:
+    features_real: ``(B_r, F)`` features of real (unlabeled) data.
+    features_fake: ``(B_f, F)`` features of generated data.
+  """
+  diff = jnp.mean(features_real, axis=0) - jnp.mean(features_fake, axis=0)
+  if order == 2:
+    return jnp.mean(jnp.square(diff))
+  if order == 1:
+    return jnp.mean(jnp.abs(diff))
+  raise ValueError(f"feature_matching order must be 1 or 2, got {order!r}")
+
+
+def g_non_saturating(logits_fake: jax.Array,
+                     parameterization: Parameterization = "k") -> jax.Array:
+  """Non-saturating generator loss ``-mean(log D(G(z)))`` = ``mean(softplus(-Z))``."""
+  return jnp.mean(jax.nn.softplus(-real_logit(logits_fake, parameterization)))
+
+
+def g_minimax(logits_fake: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """Minimax generator loss ``mean(log(1 - D(G(z))))`` = ``-mean(softplus(Z))``.
+
+  The generator *minimises* this (it is the negative of the discriminator's fake term).
+  """
+  return -jnp.mean(jax.nn.softplus(real_logit(logits_fake, parameterization)))
+
+
+def error_rate(logits: jax.Array, labels: jax.Array,
+               parameterization: Parameterization = "k") -> jax.Array:
+  """Fraction of examples whose argmax over the K class logits is not the label."""
+  pred = jnp.argmax(class_logits(logits, parameterization), axis=-1)
+  return jnp.mean(pred != labels)

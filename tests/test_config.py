@@ -1,0 +1,58 @@
+"""Config validation: unknown keys, wrong types, impossible values, CLI overrides."""
+
+import pytest
+
+from sgan_jax.config import Config, from_dict, parse_override
+from sgan_jax.errors import SganError
+
+
+def test_defaults_are_valid_and_roundtrip():
+  c = Config()
+  assert from_dict(c.to_dict()) == c
+  assert c.replace(epochs=3).epochs == 3
+
+
+def test_unknown_key_suggests_closest():
+  with pytest.raises(SganError, match="Unknown config key 'epoch'.*Did you mean 'epochs'"):
+    from_dict({"epoch": 3})
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(epochs="3"), "'epochs' must be int"),
+    (dict(lr=True), "'lr' must be float"),
+    (dict(d_hidden=(10, "a")), "'d_hidden'"),
+    (dict(label_rate=1.5, labels_per_class=None), r"\(0, 1\]"),
+    (dict(label_rate=0.1), "exactly one"),
+    (dict(labels_per_class=None), "exactly one"),
+    (dict(model="resnet"), "'model' must be one of"),
+    (dict(batch_size=0), "'batch_size' must be > 0"),
+    (dict(b1=1.0), r"\[0, 1\)"),
+    (dict(val_size=-1), "val_size"),
+    (dict(fm_order=3), "fm_order"),
+])
+def test_bad_values_raise(kw, match):
+  with pytest.raises(SganError, match=match):
+    Config(**kw)
+
+
+def test_lists_become_tuples():
+  assert from_dict({"d_hidden": [4, 5]}).d_hidden == (4, 5)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("epochs=40", ("epochs", 40)),
+    ("lr=1e-3", ("lr", 1e-3)),
+    ("dataset=../x.npz", ("dataset", "../x.npz")),
+    ("label_rate=None", ("label_rate", None)),
+    ("baseline=false", ("baseline", False)),
+    ("d_hidden=[8,8]", ("d_hidden", (8, 8))),
+])
+def test_parse_override(text, want):
+  assert parse_override(text) == want
+
+
+def test_parse_override_errors():
+  with pytest.raises(SganError, match="key=value"):
+    parse_override("epochs")
+  with pytest.raises(SganError, match="Unknown config key"):
+    parse_override("epohcs=3")

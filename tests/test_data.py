@@ -1,0 +1,147 @@
+"""Labeled-subset selection, validation split, loaders and their error messages."""
+
+import numpy as np
+import pytest
+
+from sgan_jax import data
+from sgan_jax.errors import SganError
+
+
+def synthetic(n=200, k=4, shape=(6, 6), seed=0, dtype=np.uint8):
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 256, size=(n, *shape)).astype(dtype)
+  y = np.arange(n) % k
+  rng.shuffle(y)
+  return x, y
+
+
+def test_select_labeled_per_class_is_balanced_fixed_and_seeded():
+  _, y = synthetic()
+  a = data.select_labeled(y, 4, per_class=5, seed=3)
+  b = data.select_labeled(y, 4, per_class=5, seed=3)
+  c = data.select_labeled(y, 4, per_class=5, seed=4)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  assert len(a) == 20 and len(np.unique(a)) == 20
+  np.testing.assert_array_equal(np.bincount(y[a], minlength=4), [5, 5, 5, 5])
+
+
+def test_select_labeled_matches_reference_rule():
+  # The reference: permute with RandomState(seed), take the first `count` of each class.
+  _, y = synthetic()
+  perm = np.random.RandomState(9).permutation(len(y))
+  want = np.sort(np.concatenate([perm[y[perm] == k][:3] for k in range(4)]))
+  np.testing.assert_array_equal(data.select_labeled(y, 4, per_class=3, seed=9), want)
+
+
+def test_select_labeled_rate_is_stratified_and_full_rate_takes_all():
+  _, y = synthetic()
+  idx = data.select_labeled(y, 4, rate=0.1, seed=0)
+  np.testing.assert_array_equal(np.bincount(y[idx], minlength=4), [5, 5, 5, 5])
+  np.testing.assert_array_equal(data.select_labeled(y, 4, rate=1.0, seed=0), np.arange(200))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(per_class=51), "Class 0 has 50 training examples"),
+    (dict(rate=0.0), r"\(0, 1\]"),
+    (dict(rate=1.5), r"\(0, 1\]"),
+    (dict(per_class=0), ">= 1"),
+    (dict(), "exactly one"),
+])
+def test_select_labeled_impossible_requests(kw, match):
+  _, y = synthetic()
+  with pytest.raises(SganError, match=match):
+    data.select_labeled(y, 4, seed=0, **kw)
+
+
+def test_class_with_no_examples_is_an_error():
+  y = np.array([0, 0, 1, 1, 3, 3])
+  with pytest.raises(SganError, match="Class 2 has 0"):
+    data.select_labeled(y, 4, per_class=1, seed=0)
+
+
+def test_make_splits_unlabeled_is_train_minus_val_and_carries_no_labels():
+  x, y = synthetic()
+  ds = data.from_arrays(x, y, x[:10], y[:10])
+  s = data.make_splits(ds, labels_per_class=3, label_rate=None, val_size=40, data_seed=0)
+  assert len(s.x_unl) == 160 and len(s.y_val) == 40
+  assert not set(s.lab_idx) & set(s.val_idx)          # labeled never from validation
+  np.testing.assert_array_equal(np.bincount(s.y_val, minlength=4), [10, 10, 10, 10])
+  keep = np.setdiff1d(np.arange(200), s.val_idx)
+  np.testing.assert_array_equal(s.x_unl, ds.x_train[keep])  # labeled examples included
+  np.testing.assert_array_equal(s.x_lab, ds.x_train[s.lab_idx])
+  np.testing.assert_array_equal(s.y_lab, y[s.lab_idx])
+  assert not any(f.startswith("y_unl") for f in s.__dataclass_fields__)
+
+
+def test_from_arrays_scales_uint8_and_adds_channel():
+  x, y = synthetic()
+  ds = data.from_arrays(x, y, x, y)
+  assert ds.x_train.shape == (200, 6, 6, 1) and ds.x_train.dtype == np.float32
+  np.testing.assert_allclose(ds.x_train.max(), x.max() / 255.0)
+  ds2 = data.from_arrays(x, y, x, y, pixel_range="-1,1")
+  assert ds2.x_train.min() >= -1.0 and ds2.x_train.max() <= 1.0
+  assert ds.num_classes == 4
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda x, y: (x.astype(np.float32) / 255 * np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, 1), y), "NaN"),
+    (lambda x, y: (x, y[:-1]), "same length"),
+    (lambda x, y: (x, y - 1), "negative label"),
+    (lambda x, y: (x, y + 0.5), "non-integer"),
+    (lambda x, y: (x.astype(np.float32), y), r"floats in \[0, 255\]"),
+    (lambda x, y: (x[:, :, :, None, None], y), "expected"),
+    (lambda x, y: (x, np.array(["a"] * len(y))), "dtype"),
+])
+def test_from_arrays_rejects_bad_input(mutate, match):
+  x, y = synthetic()
+  bx, by = mutate(x, y)
+  with pytest.raises(SganError, match=match):
+    data.from_arrays(bx, by, x, y)
+
+
+def test_label_out_of_range_for_num_classes():
+  x, y = synthetic()
+  with pytest.raises(SganError, match="num_classes is 3"):
+    data.from_arrays(x, y, x, y, num_classes=3)
+
+
+def test_mismatched_example_shapes():
+  x, y = synthetic()
+  with pytest.raises(SganError, match="share one example shape"):
+    data.from_arrays(x, y, x[:, :5], y)
+
+
+def test_load_npz_roundtrip_and_errors(tmp_path):
+  x, y = synthetic()
+  p = tmp_path / "d.npz"
+  np.savez(p, x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
+  ds = data.load_npz(str(p))
+  assert ds.x_train.shape == (200, 6, 6, 1) and len(ds.y_test) == 20
+  assert data.load(str(p)).num_classes == 4
+  with pytest.raises(SganError, match="does not exist"):
+    data.load_npz(str(tmp_path / "missing.npz"))
+  bad = tmp_path / "bad.npz"
+  bad.write_bytes(b"not a zip file at all")
+  with pytest.raises(SganError, match="Could not read"):
+    data.load_npz(str(bad))
+  part = tmp_path / "part.npz"
+  np.savez(part, x_train=x, y_train=y)
+  with pytest.raises(SganError, match=r"lacks arrays \['x_test', 'y_test'\]"):
+    data.load_npz(str(part))
+  with pytest.raises(SganError, match="Unknown dataset"):
+    data.load("imagenet")
+
+
+def test_digits_is_bundled_and_fixed():
+  a = data.load_digits()
+  b = data.load_digits()
+  assert a.x_train.shape == (1300, 8, 8, 1) and a.x_test.shape == (497, 8, 8, 1)
+  np.testing.assert_array_equal(a.y_test, b.y_test)
+  assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+
+
+def test_validation_split_too_large():
+  _, y = synthetic()
+  with pytest.raises(SganError, match="leaves no training data"):
+    data.split_validation(y, 200, 4, 0)
