@@ -43,6 +43,7 @@ class Config:
   latent_dim: int = 100
   parameterization: str = "k"          # k (Salimans) | k+1 (Odena)
   compute_dtype: str = "float32"       # float32 | bfloat16 (params stay float32)
+  num_devices: int = 0                 # data-parallel devices; 0 = all visible devices
   # --- objective
   g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax
   fm_order: int = 2                    # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
@@ -157,6 +158,8 @@ def _check_values(cfg: Config) -> None:
   _positive(cfg, "labels_per_class", "batch_size", "lr", "epochs", "iters_per_epoch",
             "latent_dim", "init_examples", "eval_every", "d_width", "g_width",
             "baseline_epochs")
+  if cfg.num_devices < 0:
+    raise SganError(f"num_devices must be >= 0 (0 = all devices), got {cfg.num_devices}.")
   if cfg.val_size < 0:
     raise SganError(f"val_size must be >= 0, got {cfg.val_size}.")
   if cfg.lr_decay_epochs < 0:

@@ -34,6 +34,7 @@ from sgan_jax import losses
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.models import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any
 MODES = ("sgan", "supervised")
@@ -146,6 +147,22 @@ def _check_mode(mode):
     raise SganError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
+def make_mesh(num_devices: int = 0, batch_size: Optional[int] = None) -> Mesh:
+  """A 1-D ``("data",)`` mesh over the first ``num_devices`` devices (0 = all).
+
+  Every stream's batch is split across this axis; parameters are replicated.
+  """
+  devices = jax.devices()
+  n = num_devices or len(devices)
+  if n > len(devices):
+    raise SganError(f"num_devices={n} but only {len(devices)} {devices[0].platform} device(s) "
+                    "are visible; lower num_devices (0 uses all).")
+  if batch_size is not None and batch_size % n:
+    raise SganError(f"batch_size={batch_size} does not divide across {n} devices; use a "
+                    f"multiple of {n} (e.g. {max(n, batch_size // n * n)}) or set num_devices.")
+  return Mesh(np.asarray(devices[:n]), ("data",))
+
+
 # --------------------------------------------------------------------------- one iteration
 def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.Array,
                     x_unl: jax.Array, x_unl2: jax.Array, mode: str = "sgan"):
@@ -220,25 +237,38 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
   return new.replace(g_params=g_params, g_state={**g_state, **g_upd}, g_opt=g_opt), metrics
 
 
-def make_train_chunk(m: Models, mode: str = "sgan"):
+def make_train_chunk(m: Models, mode: str = "sgan", mesh: Optional[Mesh] = None):
   """Jitted ``(state, data, idx) -> (state, metrics)`` running ``T`` iterations on device.
 
   Args (of the returned function):
-    data: ``{"x_lab": (N_l, *shape), "y_lab": (N_l,), "x_unl": (N_u, *shape)}``, resident.
+    data: ``{"x_lab": (N_l, *shape), "y_lab": (N_l,), "x_unl": (N_u, *shape)}``, resident
+      and replicated.
     idx: ``{"lab": (T, B), "unl": (T, B), "unl2": (T, B)}`` int32 batch indices.
   Returns the new state (input buffers donated) and metrics averaged over the chunk.
+
+  With a ``mesh``, the state and data are replicated and every batch is split over the
+  ``"data"`` axis (``jit`` over ``NamedSharding``; XLA inserts the gradient all-reduce,
+  and the generator's batch-norm statistics are over the global batch), so N devices
+  compute what one device would.
   """
   _check_mode(mode)
+  shard = (lambda x: x) if mesh is None else (
+      lambda x: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P("data"))))
 
   def chunk(state, data, idx):
     def body(st, i):
-      return train_iteration(m, st, data["x_lab"][i["lab"]], data["y_lab"][i["lab"]],
-                             data["x_unl"][i["unl"]], data["x_unl"][i["unl2"]], mode)
+      get = lambda name, key: shard(data[name][i[key]])
+      return train_iteration(m, st, get("x_lab", "lab"), get("y_lab", "lab"),
+                             get("x_unl", "unl"), get("x_unl", "unl2"), mode)
 
     state, metrics = jax.lax.scan(body, state, idx)
     return state, jax.tree.map(jnp.mean, metrics)
 
-  return jax.jit(chunk, donate_argnums=0)
+  if mesh is None:
+    return jax.jit(chunk, donate_argnums=0)
+  rep = NamedSharding(mesh, P())
+  return jax.jit(chunk, in_shardings=(rep, rep, NamedSharding(mesh, P(None, "data"))),
+                 out_shardings=(rep, rep), donate_argnums=0)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -307,13 +337,15 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   epochs = cfg.epochs if mode == "sgan" else (cfg.baseline_epochs or cfg.epochs)
   iters = cfg.iters_per_epoch or max(1, len(splits.x_unl) // cfg.batch_size)
   m = build_models(cfg, splits.x_unl.shape[1:], splits.num_classes, iters, epochs)
+  mesh = make_mesh(cfg.num_devices, cfg.batch_size)
+  rep = NamedSharding(mesh, P())
   key = jax.random.key(cfg.seed)
   init_rng = np.random.default_rng([cfg.seed, 10**6])
   init_idx = init_rng.permutation(len(splits.x_unl))[: cfg.init_examples]
-  state = init_state(m, key, jnp.asarray(splits.x_unl[init_idx]), mode)
-  device_data = {"x_lab": jnp.asarray(splits.x_lab), "y_lab": jnp.asarray(splits.y_lab),
-                 "x_unl": jnp.asarray(splits.x_unl)}
-  chunk = make_train_chunk(m, mode)
+  state = jax.device_put(init_state(m, key, jnp.asarray(splits.x_unl[init_idx]), mode), rep)
+  device_data = jax.device_put({"x_lab": splits.x_lab, "y_lab": splits.y_lab,
+                                "x_unl": splits.x_unl}, rep)
+  chunk = make_train_chunk(m, mode, mesh if mesh.size > 1 else None)
   predict = make_predict(m)
   param = cfg.parameterization
   n_val, n_test = len(splits.y_val), len(splits.y_test)

@@ -1,0 +1,48 @@
+"""The experiment entry point, run as a user runs it (subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(ROOT, "experiments", "main.py")
+
+
+def run(*args, cwd):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, MAIN, *args], cwd=cwd, env=env, capture_output=True,
+                        text=True, timeout=600)
+
+
+def test_quickstart_config_runs_seeds_and_reports_both(tmp_path):
+  r = run("--config", "digits", "--set", "epochs=2", "--set", "eval_every=1",
+          "--set", "num_devices=1", "--set", "d_hidden=[64,32]", "--set", "g_hidden=[64]",
+          "--seeds", "0,1", "--workdir", str(tmp_path / "w"), cwd=tmp_path)
+  assert r.returncode == 0, r.stderr
+  assert "SGAN: test accuracy" in r.stdout and "supervised-only: test accuracy" in r.stdout
+  assert "over 2 seed(s)" in r.stdout and "ETA" in r.stdout
+  agg = json.loads((tmp_path / "w" / "summary.json").read_text())
+  assert agg["seeds"] == [0, 1] and len(agg["sgan"]["test_errs"]) == 2
+  # each seed has its own labeled subset, recorded
+  import numpy as np
+  a = np.load(tmp_path / "w" / "seed_0" / "labeled_indices.npy")
+  b = np.load(tmp_path / "w" / "seed_1" / "labeled_indices.npy")
+  assert len(a) == 50 and not np.array_equal(a, b)
+
+
+def test_bad_config_key_is_a_clear_error_not_a_traceback(tmp_path):
+  r = run("--config", "digits", "--set", "epoch=3", cwd=tmp_path)
+  assert r.returncode == 2
+  assert "Unknown config key 'epoch'" in r.stderr and "Did you mean 'epochs'" in r.stderr
+  assert "Traceback" not in r.stderr
+
+
+def test_unknown_config_name(tmp_path):
+  r = run("--config", "nope", cwd=tmp_path)
+  assert r.returncode == 2 and "No config 'nope'" in r.stderr and "digits" in r.stderr
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path):
+  r = run("--config", "mnist_fm", "--set", "dataset=/nonexistent/mnist.npz", cwd=tmp_path)
+  assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,145 @@
+"""Training loop: end to end, jit vs eager, determinism, label isolation, multi-device."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgan_jax import data, experiment, train
+from sgan_jax.errors import SganError
+from tests.helpers import blobs, tiny_config, tiny_conv_config
+
+
+def _np(x):
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  return np.asarray(x)
+
+
+def splits_for(cfg, ds):
+  return data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=cfg.label_rate,
+                          val_size=cfg.val_size, data_seed=cfg.data_seed)
+
+
+@pytest.mark.parametrize("mode", ["sgan", "supervised"])
+@pytest.mark.parametrize("param", ["k", "k+1"])
+def test_train_end_to_end(mode, param):
+  cfg = tiny_config(parameterization=param)
+  out = train.train(cfg, splits_for(cfg, blobs()), mode, log=lambda s: None)
+  s = out["summary"]
+  assert s["steps"] == 6 and len(out["history"]) == 2
+  assert 0.0 <= s["final_test_err"] <= 1.0 and 0.0 <= s["selected_test_err"] <= 1.0
+  assert all(np.isfinite(v) for v in out["history"][-1].values() if isinstance(v, float))
+  assert (out["state"].g_params is None) == (mode == "supervised")
+
+
+def _fresh(cfg, ds):
+  sp = splits_for(cfg, ds)
+  m = train.build_models(cfg, sp.x_unl.shape[1:], sp.num_classes, 3)
+  st = train.init_state(m, jax.random.key(cfg.seed), jnp.asarray(sp.x_unl[:32]))
+  return sp, m, st
+
+
+def test_train_iteration_jit_matches_eager():
+  cfg = tiny_config()
+  sp, m, st = _fresh(cfg, blobs())
+  xl = jnp.asarray(np.resize(sp.x_lab, (16, *sp.x_lab.shape[1:])))
+  yl = jnp.asarray(np.resize(sp.y_lab, (16,)))
+  xu, xu2 = jnp.asarray(sp.x_unl[:16]), jnp.asarray(sp.x_unl[16:32])
+  eager, me = train.train_iteration(m, st, xl, yl, xu, xu2)
+  jitted, mj = jax.jit(lambda s: train.train_iteration(m, s, xl, yl, xu, xu2))(st)
+  for a, b in zip(jax.tree.leaves((eager, me)), jax.tree.leaves((jitted, mj))):
+    np.testing.assert_allclose(_np(a), _np(b), rtol=2e-5, atol=2e-6)
+
+
+def test_same_seed_is_bitwise_reproducible():
+  cfg = tiny_config()
+  ds = blobs()
+  a = train.train(cfg, splits_for(cfg, ds), log=lambda s: None)
+  b = train.train(cfg, splits_for(cfg, ds), log=lambda s: None)
+  for x, y in zip(jax.tree.leaves(a["state"]), jax.tree.leaves(b["state"])):
+    np.testing.assert_array_equal(_np(x), _np(y))
+  assert [h["test_err"] for h in a["history"]] == [h["test_err"] for h in b["history"]]
+
+
+def test_labels_of_unlabeled_examples_cannot_influence_training():
+  """Relabel every non-labeled training example: training must be bitwise unchanged."""
+  cfg = tiny_config(val_size=0)
+  ds = blobs()
+  sp = splits_for(cfg, ds)
+  y2 = ds.y_train.copy()
+  others = np.setdiff1d(np.arange(len(y2)), sp.lab_idx)
+  y2[others] = (y2[others] + 1) % ds.num_classes
+  # The labeled subset is chosen from labels, so keep its choice fixed by construction.
+  sp2 = dataclasses.replace(sp)  # same x_unl/x_lab/y_lab; y2 exists only in the dataset
+  ds2 = dataclasses.replace(ds, y_train=y2)
+  assert np.array_equal(ds2.y_train[sp.lab_idx], sp.y_lab)
+  a = train.train(cfg, sp, log=lambda s: None)["state"]
+  b = train.train(cfg, sp2, log=lambda s: None)["state"]
+  for x, y in zip(jax.tree.leaves(a.d_params), jax.tree.leaves(b.d_params)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # And the splits object exposes no labels for the unlabeled stream at all.
+  assert {f.name for f in dataclasses.fields(sp)} >= {"x_unl"}
+  assert not [f.name for f in dataclasses.fields(sp) if f.name.startswith("y_unl")]
+
+
+@pytest.mark.parametrize("make_cfg,side,ch", [(tiny_config, 8, 1), (tiny_conv_config, 16, 3)])
+def test_eight_devices_match_one_device(make_cfg, side, ch):
+  assert len(jax.devices()) == 8, "conftest fakes 8 CPU devices"
+  ds = blobs(side=side, channels=ch)
+  results = []
+  for n in (1, 8):
+    cfg = make_cfg(num_devices=n, epochs=1, iters_per_epoch=3, val_size=0)
+    results.append(train.train(cfg, splits_for(cfg, ds), log=lambda s: None)["state"])
+  one, eight = results
+  assert eight.d_params is not None
+  for name in ("d_params", "d_avg", "g_params", "g_state"):
+    for x, y in zip(jax.tree.leaves(getattr(one, name)), jax.tree.leaves(getattr(eight, name))):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5,
+                                 err_msg=name)
+  sharding = jax.tree.leaves(eight.d_params)[0].sharding
+  assert len(sharding.device_set) == 8
+
+
+def test_batch_must_divide_across_devices():
+  with pytest.raises(SganError, match="does not divide across 8 devices"):
+    train.make_mesh(0, batch_size=100)
+  with pytest.raises(SganError, match="only 8"):
+    train.make_mesh(9)
+
+
+def test_lr_schedule_reference_shape():
+  sched = train.lr_schedule(0.003, 600, 300, 100)
+  assert float(sched(jnp.asarray(0))) == pytest.approx(0.003)
+  assert float(sched(jnp.asarray(199 * 600 + 599))) == pytest.approx(0.003)
+  assert float(sched(jnp.asarray(250 * 600))) == pytest.approx(0.0015)
+  assert float(sched(jnp.asarray(299 * 600))) == pytest.approx(0.00003)
+
+
+def test_epoch_indices_tile_labeled_and_permute_unlabeled():
+  idx = train.epoch_indices(0, 3, n_lab=10, n_unl=60, iters=6, batch=10)
+  assert idx["lab"].shape == (6, 10)
+  for row in idx["lab"]:  # each tile is one permutation of the labeled set
+    assert sorted(row) == list(range(10))
+  assert sorted(idx["unl"].ravel()) == list(range(60))
+  assert not np.array_equal(idx["unl"], idx["unl2"])
+  np.testing.assert_array_equal(idx["unl"], train.epoch_indices(0, 3, 10, 60, 6, 10)["unl"])
+
+
+def test_train_and_evaluate_writes_run_folder(tmp_path):
+  cfg = tiny_config()
+  summary = experiment.train_and_evaluate(cfg, str(tmp_path), blobs(), log=lambda s: None)
+  for f in ("config.json", "labeled_indices.npy", "val_indices.npy", "metrics_sgan.jsonl",
+            "metrics_supervised.jsonl", "summary.json", "classifier_sgan.msgpack"):
+    assert (tmp_path / f).exists(), f
+  lab = np.load(tmp_path / "labeled_indices.npy")
+  assert len(lab) == 8 and summary["num_labeled"] == 8
+  assert json.loads((tmp_path / "config.json").read_text())["seed"] == cfg.seed
+  lines = (tmp_path / "metrics_sgan.jsonl").read_text().splitlines()
+  assert len(lines) == 2 and "test_err" in json.loads(lines[-1])
+  assert summary["selection"] == "best validation epoch"
+  assert "supervised" in summary and "sgan" in summary
