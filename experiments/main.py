@@ -13,6 +13,7 @@ import sys
 from sgan_jax.config import Config, from_dict, parse_override
 from sgan_jax.errors import SganError
 from sgan_jax.experiment import format_report, run_seeds
+from sgan_jax.train import Preempted
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -36,17 +37,28 @@ def main(argv=None) -> int:
                  help="override a config field (repeatable), e.g. --set epochs=40")
   p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config's seed)")
   p.add_argument("--workdir", default=None, help="output folder (default: runs/<config>)")
+  p.add_argument("--modes", default=None,
+                 help="which models to train: sgan, supervised or sgan,supervised "
+                      "(default: sgan, plus supervised when the config's baseline is true)")
+  p.add_argument("--fresh", action="store_true",
+                 help="do not resume: move existing checkpoints aside (kept as .old-N)")
   args = p.parse_args(argv)
   try:
     cfg = load_config(args.config)
     overrides = dict(parse_override(s) for s in args.set)
     cfg = from_dict({**cfg.to_dict(), **overrides})
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [cfg.seed]
+    modes = args.modes.split(",") if args.modes else None
+    if modes and not set(modes) <= {"sgan", "supervised"}:
+      raise SganError(f"--modes takes sgan and/or supervised, got {args.modes!r}.")
     workdir = args.workdir or os.path.join("runs", cfg.name)
-    agg = run_seeds(cfg, seeds, workdir)
+    agg = run_seeds(cfg, seeds, workdir, fresh=args.fresh, modes=modes)
   except SganError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except Preempted as e:
+    print(f"{e}. Rerun the same command to resume.", file=sys.stderr)
+    return 75  # EX_TEMPFAIL: try again
   print("\n" + format_report(agg))
   print(f"\nwrote {os.path.join(workdir, 'summary.json')}")
   return 0

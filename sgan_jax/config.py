@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from typing import Any, Optional, Tuple
@@ -63,6 +64,9 @@ class Config:
   eval_every: int = 1                  # epochs between evaluations
   baseline: bool = True                # also train the supervised-only baseline
   baseline_epochs: Optional[int] = None  # default: same as epochs
+  checkpoint_every: int = 1            # epochs between checkpoints (with a workdir)
+  keep_checkpoints: int = 3            # latest N kept, plus the best on validation
+  on_nonfinite: str = "stop"           # stop | rollback (to the last checkpoint, new key)
 
   def __post_init__(self):
     _check_types(self)
@@ -148,6 +152,10 @@ def _positive(cfg, *names):
 
 
 def _check_values(cfg: Config) -> None:
+  for name in FIELDS:
+    v = getattr(cfg, name)
+    if isinstance(v, float) and not math.isfinite(v):
+      raise SganError(f"Config key {name!r} must be a finite number, got {v!r}.")
   if (cfg.labels_per_class is None) == (cfg.label_rate is None):
     raise SganError("Set exactly one of 'labels_per_class' and 'label_rate' (set the other "
                     f"to None); got labels_per_class={cfg.labels_per_class!r}, "
@@ -157,7 +165,7 @@ def _check_values(cfg: Config) -> None:
                     f"got {cfg.label_rate!r}.")
   _positive(cfg, "labels_per_class", "batch_size", "lr", "epochs", "iters_per_epoch",
             "latent_dim", "init_examples", "eval_every", "d_width", "g_width",
-            "baseline_epochs")
+            "baseline_epochs", "checkpoint_every", "keep_checkpoints")
   if cfg.num_devices < 0:
     raise SganError(f"num_devices must be >= 0 (0 = all devices), got {cfg.num_devices}.")
   if cfg.val_size < 0:
@@ -173,6 +181,7 @@ def _check_values(cfg: Config) -> None:
     if not 0.0 <= getattr(cfg, n) < 1.0:
       raise SganError(f"Config key {n!r} must be in [0, 1), got {getattr(cfg, n)}.")
   _choice(cfg, "pixel_range", ("0,1", "-1,1"))
+  _choice(cfg, "on_nonfinite", ("stop", "rollback"))
   _choice(cfg, "model", ("mlp", "conv"))
   _choice(cfg, "parameterization", ("k", "k+1"))
   _choice(cfg, "compute_dtype", ("float32", "bfloat16"))

@@ -3,8 +3,9 @@
 ``train_and_evaluate(cfg, workdir)`` is the importable entry point (flax-examples
 style); ``experiments/main.py`` is a thin command line over it. Each seed writes to
 ``workdir/seed_<s>/``: ``config.json``, ``labeled_indices.npy`` (indices into the
-training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``,
-``classifier_<mode>.msgpack`` (averaged discriminator) and ``summary.json``.
+training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``, ``checkpoints_<mode>/``
+(orbax; a rerun resumes from them), ``classifier_<mode>.msgpack`` (averaged
+discriminator) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def load_data(cfg: Config) -> data_lib.Dataset:
 
 def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
                        dataset: Optional[data_lib.Dataset] = None,
-                       log: Callable[[str], None] = print) -> dict:
+                       log: Callable[[str], None] = print, fresh: bool = False,
+                       modes: Optional[Sequence[str]] = None) -> dict:
   """Trains the SGAN (and, if ``cfg.baseline``, the supervised-only baseline) for one seed.
+
+  ``modes`` overrides which of ``("sgan", "supervised")`` run.
 
   Returns the summary dict also written to ``workdir/summary.json``.
   """
@@ -63,9 +67,10 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
              "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
              "selection": "best validation epoch" if len(splits.y_val) else
                           "final model (no validation split)"}
-  modes = ["sgan"] + (["supervised"] if cfg.baseline else [])
+  if modes is None:
+    modes = ["sgan"] + (["supervised"] if cfg.baseline else [])
   for mode in modes:
-    out = train_lib.train(cfg, splits, mode, workdir, log)
+    out = train_lib.train(cfg, splits, mode, workdir, log, fresh=fresh)
     summary[mode] = out["summary"]
     if workdir:
       st = out["state"]
@@ -83,14 +88,15 @@ def headline_err(s: dict) -> float:
 
 
 def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, fresh: bool = False,
+              modes: Optional[Sequence[str]] = None) -> dict:
   """Runs ``train_and_evaluate`` per seed (each seed its own labeled subset) and aggregates."""
   ds = load_data(cfg)
   per_seed = []
   for s in seeds:
     c = cfg.replace(seed=s, data_seed=s)
     wd = os.path.join(workdir, f"seed_{s}") if workdir else None
-    per_seed.append(train_and_evaluate(c, wd, ds, log))
+    per_seed.append(train_and_evaluate(c, wd, ds, log, fresh, modes))
   agg = {"config": cfg.name, "seeds": list(seeds), "runs": per_seed}
   for mode in ("sgan", "supervised"):
     errs = [headline_err(r[mode]) for r in per_seed if mode in r]

@@ -19,6 +19,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -29,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data as data_lib
 from sgan_jax import losses
 from sgan_jax.config import Config
@@ -244,7 +247,7 @@ def make_train_chunk(m: Models, mode: str = "sgan", mesh: Optional[Mesh] = None)
     data: ``{"x_lab": (N_l, *shape), "y_lab": (N_l,), "x_unl": (N_u, *shape)}``, resident
       and replicated.
     idx: ``{"lab": (T, B), "unl": (T, B), "unl2": (T, B)}`` int32 batch indices.
-  Returns the new state (input buffers donated) and metrics averaged over the chunk.
+  Returns the new state (input buffers donated) and per-iteration metrics, shape ``(T,)``.
 
   With a ``mesh``, the state and data are replicated and every batch is split over the
   ``"data"`` axis (``jit`` over ``NamedSharding``; XLA inserts the gradient all-reduce,
@@ -261,8 +264,7 @@ def make_train_chunk(m: Models, mode: str = "sgan", mesh: Optional[Mesh] = None)
       return train_iteration(m, st, get("x_lab", "lab"), get("y_lab", "lab"),
                              get("x_unl", "unl"), get("x_unl", "unl2"), mode)
 
-    state, metrics = jax.lax.scan(body, state, idx)
-    return state, jax.tree.map(jnp.mean, metrics)
+    return jax.lax.scan(body, state, idx)  # metrics: per-iteration (T,) arrays
 
   if mesh is None:
     return jax.jit(chunk, donate_argnums=0)
@@ -320,94 +322,212 @@ def epoch_indices(seed: int, epoch: int, n_lab: int, n_unl: int, iters: int,
           for k, n in (("lab", n_lab), ("unl", n_unl), ("unl2", n_unl))}
 
 
+def _graph_config(cfg: Config) -> Config:
+  """The config with fields that do not change the compiled program zeroed out."""
+  return cfg.replace(name="", seed=0, data_seed=0, dataset="", data_dir=None, val_size=0,
+                     labels_per_class=1, label_rate=None, eval_every=1, baseline=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(cfg: Config, example_shape: tuple, num_classes: int, iters: int, epochs: int,
+              mode: str, mesh: Mesh):
+  """Models and jitted functions, shared by runs that differ only in seed or data.
+
+  Reusing the same jitted callables lets seeds after the first skip compilation.
+  """
+  m = build_models(cfg, example_shape, num_classes, iters, epochs)
+  chunk = make_train_chunk(m, mode, mesh if mesh.size > 1 else None)
+  return m, chunk, make_predict(m)
+
+
 def _fmt_time(s: float) -> str:
   s = int(s)
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+class Preempted(Exception):
+  """Raised after SIGTERM, once a checkpoint has been saved; rerun the command to resume."""
+
+
+def _first_nonfinite(per_step: dict) -> Optional[tuple]:
+  """``(index, name, value)`` of the first non-finite per-step metric, or None."""
+  first = None
+  for name, values in per_step.items():
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size and (first is None or bad[0] < first[0]):
+      first = (int(bad[0]), name, float(values[bad[0]]))
+  return first
+
+
 def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Optional[str] = None,
-          log: Callable[[str], None] = print) -> dict:
-  """Trains one model (``mode`` "sgan" or "supervised") and evaluates it every epoch.
+          log: Callable[[str], None] = print, fresh: bool = False) -> dict:
+  """Trains one model (``mode`` "sgan" or "supervised"), evaluating every ``eval_every`` epochs.
 
   Evaluation always uses the Polyak-averaged discriminator in deterministic mode.
-  Returns a summary with the final model's errors and, when a validation split exists,
-  the test error of the epoch selected on validation.
+  With a ``workdir``, checkpoints go to ``workdir/checkpoints_<mode>`` after every epoch
+  and a run finding compatible checkpoints there resumes from the latest (bitwise
+  identical to an uninterrupted run on CPU); ``fresh=True`` moves them aside instead.
+  SIGTERM saves a checkpoint and raises :class:`Preempted`.
+
+  Returns ``{"summary", "history", "state", "models"}``; the summary has the final model's
+  errors and, with a validation split, the test error of the epoch selected on validation.
   """
   _check_mode(mode)
+  t_start = time.time()
   epochs = cfg.epochs if mode == "sgan" else (cfg.baseline_epochs or cfg.epochs)
   iters = cfg.iters_per_epoch or max(1, len(splits.x_unl) // cfg.batch_size)
-  m = build_models(cfg, splits.x_unl.shape[1:], splits.num_classes, iters, epochs)
   mesh = make_mesh(cfg.num_devices, cfg.batch_size)
+  m, chunk, predict = _compiled(_graph_config(cfg), tuple(splits.x_unl.shape[1:]),
+                                splits.num_classes, iters, epochs, mode, mesh)
   rep = NamedSharding(mesh, P())
-  key = jax.random.key(cfg.seed)
   init_rng = np.random.default_rng([cfg.seed, 10**6])
   init_idx = init_rng.permutation(len(splits.x_unl))[: cfg.init_examples]
-  state = jax.device_put(init_state(m, key, jnp.asarray(splits.x_unl[init_idx]), mode), rep)
+  state = jax.device_put(
+      init_state(m, jax.random.key(cfg.seed), jnp.asarray(splits.x_unl[init_idx]), mode), rep)
   device_data = jax.device_put({"x_lab": splits.x_lab, "y_lab": splits.y_lab,
                                 "x_unl": splits.x_unl}, rep)
-  chunk = make_train_chunk(m, mode, mesh if mesh.size > 1 else None)
-  predict = make_predict(m)
   param = cfg.parameterization
   n_val, n_test = len(splits.y_val), len(splits.y_test)
 
-  metrics_f = open(os.path.join(workdir, f"metrics_{mode}.jsonl"), "w") if workdir else None
-  best = {"val_err": math.inf}
-  history = []
-  t_start = time.time()
-  t_train = 0.0
-  compile_s = None
-  for epoch in range(epochs):
-    idx = epoch_indices(cfg.seed, epoch, len(splits.x_lab), len(splits.x_unl), iters,
-                        cfg.batch_size)
-    t0 = time.time()
-    state, mets = chunk(state, device_data, idx)
-    mets = {k: float(v) for k, v in mets.items()}  # blocks until the chunk is done
-    dt = time.time() - t0
-    if compile_s is None:  # first chunk includes compilation; keep it out of throughput
-      compile_s = dt
-    else:
-      t_train += dt
-    for k, v in mets.items():
-      if not math.isfinite(v):
-        raise SganError(f"[{mode}] non-finite {k}={v} in epoch {epoch + 1} (steps "
-                        f"{epoch * iters + 1}-{(epoch + 1) * iters}); lower lr or check the data.")
-    if (epoch + 1) % cfg.eval_every and epoch + 1 != epochs:
-      continue
-    val_err = (error_count(predict, state.d_avg, state.d_frozen, splits.x_val, splits.y_val,
-                           param) / n_val) if n_val else None
-    test_err = error_count(predict, state.d_avg, state.d_frozen, splits.x_test, splits.y_test,
-                           param) / n_test
-    # The live (non-averaged) weights' error: a diagnostic only, never used for selection.
-    test_err_live = error_count(predict, state.d_params, state.d_frozen, splits.x_test,
-                                splits.y_test, param) / n_test
-    steady = epoch  # epochs timed without compile
-    it_s = steady * iters / t_train if steady else float("nan")
-    elapsed = time.time() - t_start
-    eta = (epochs - epoch - 1) * iters / it_s if steady else float("nan")
-    rec = {"mode": mode, "epoch": epoch + 1, "step": int(state.step), "wall_s": round(elapsed, 2),
-           "it_per_s": round(it_s, 2) if steady else None, **{k: round(v, 5) for k, v in mets.items()},
-           "val_err": val_err, "test_err": test_err, "test_err_live": test_err_live}
-    history.append(rec)
+  # ---- checkpoints: resume, or refuse to touch an incompatible folder
+  history, best, t_train, compile_s, epoch = [], {"val_err": None}, 0.0, None, 0
+  timed_iters = 0  # iterations whose time is in t_train (compilation excluded)
+  ckpt = None
+  extra = {"lab_idx": np.asarray(splits.lab_idx, np.int64),
+           "val_idx": np.asarray(splits.val_idx, np.int64)}
+  fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,
+                                          splits.x_val, splits.y_val)
+  if workdir:
+    cdir = os.path.join(workdir, f"checkpoints_{mode}")
+    if fresh and os.path.isdir(cdir) and os.listdir(cdir):
+      log(f"[{mode}] --fresh: moved existing checkpoints to {ckpt_lib.move_aside(cdir)}")
+    ckpt = ckpt_lib.Checkpointer(cdir, cfg.keep_checkpoints)
+    latest = ckpt.latest_epoch()
+    if latest is not None:
+      meta = ckpt.read_meta(latest)
+      diff = ckpt_lib.config_differences(meta.get("config", {}), cfg.to_dict())
+      if meta.get("mode") != mode or diff:
+        what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+        raise SganError(
+            f"{cdir} holds checkpoints of a different run ({what or 'mode ' + str(meta.get('mode'))}). "
+            "Nothing was changed. Use another --workdir, or pass --fresh to move them aside "
+            "(they are kept, renamed to .old-N).")
+      if meta.get("data_fingerprint") != fingerprint:
+        raise SganError(f"{cdir} was written for different data (fingerprint "
+                        f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
+                        "labeled subset or validation split). Use another --workdir or --fresh.")
+      state, _ = ckpt.restore(latest, state, extra, rep)
+      epoch, history, best = meta["epoch"], meta["history"], meta["best"]
+      t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
+      log(f"[{mode}] resumed from {cdir}/{latest}: epoch {epoch}, step {int(state.step)}")
+
+  metrics_f = None
+  if workdir:  # rewrite what the checkpoint knows, so a resumed log has no duplicates
+    metrics_f = open(os.path.join(workdir, f"metrics_{mode}.jsonl"), "w")
+    metrics_f.writelines(json.dumps(r) + "\n" for r in history)
+    metrics_f.flush()
+
+  def save(ep, val_err):
+    if ckpt is not None:
+      meta = {"mode": mode, "epoch": ep, "step": int(state.step), "config": cfg.to_dict(),
+              "data_fingerprint": fingerprint, "history": history, "best": best,
+              "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters}
+      ckpt.save(ep, state, extra, meta, val_err)
+
+  preempt = {"flag": False}
+  old_handler = None
+  if threading.current_thread() is threading.main_thread():
+    old_handler = signal.signal(signal.SIGTERM, lambda *a: preempt.update(flag=True))
+  rollbacks = 0
+  try:
+    while epoch < epochs:
+      idx = epoch_indices(cfg.seed, epoch, len(splits.x_lab), len(splits.x_unl), iters,
+                          cfg.batch_size)
+      t0 = time.time()
+      state, per_step = chunk(state, device_data, idx)
+      per_step = {k: np.asarray(v) for k, v in jax.device_get(per_step).items()}
+      dt = time.time() - t0
+      if compile_s is None:  # first chunk includes compilation; keep it out of throughput
+        compile_s = dt
+      else:
+        t_train += dt
+        timed_iters += iters
+      bad = _first_nonfinite(per_step)
+      if bad is not None:
+        i, name, value = bad
+        where = f"step {epoch * iters + i + 1} (epoch {epoch + 1})"
+        latest = ckpt.latest_epoch() if ckpt else None
+        if cfg.on_nonfinite == "rollback" and latest is not None and rollbacks < 3:
+          rollbacks += 1
+          ckpt.wait()
+          state, _ = ckpt.restore(latest, state, extra, rep)
+          state = state.replace(key=jax.random.fold_in(state.key, 7919 * rollbacks))
+          history = [h for h in history if h["epoch"] <= latest]
+          epoch = latest
+          log(f"[{mode}] non-finite {name}={value} at {where}: rolled back to epoch {latest} "
+              f"with a new key (rollback {rollbacks}/3)")
+          continue
+        kept = (f"the last good checkpoint {ckpt.directory}/{latest} is kept" if latest is not None
+                else "no checkpoint was written (pass a workdir to keep one)")
+        raise SganError(f"[{mode}] non-finite {name}={value} at {where}; stopped, {kept}. Lower "
+                        "lr, check the data for extreme values, or set on_nonfinite=rollback.")
+      epoch += 1
+      mets = {k: float(np.mean(v)) for k, v in per_step.items()}
+      val_err = None
+      if epoch % cfg.eval_every == 0 or epoch == epochs:
+        val_err, rec = _evaluate(predict, state, splits, param, n_val, n_test)
+        it_s = timed_iters / t_train if t_train > 0 else None
+        rec = {"mode": mode, "epoch": epoch, "step": int(state.step),
+               "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
+               **{k: round(v, 5) for k, v in mets.items()}, **rec}
+        history.append(rec)
+        if metrics_f:
+          metrics_f.write(json.dumps(rec) + "\n")
+          metrics_f.flush()
+        if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
+          best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
+        eta = (epochs - epoch) * iters / it_s if it_s else None
+        losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
+        val_txt = f" val_err={100 * val_err:.2f}%" if val_err is not None else ""
+        speed = f"{it_s:.1f} it/s, ETA {_fmt_time(eta)}" if it_s else f"compiled+ran in {dt:.1f}s"
+        log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
+            f"{val_txt} test_err={100 * rec['test_err']:.2f}% "
+            f"(live weights {100 * rec['test_err_live']:.2f}%)")
+      if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:
+        save(epoch, val_err)
+      if preempt["flag"]:
+        ckpt and ckpt.wait()
+        raise Preempted(f"[{mode}] SIGTERM received: stopped after epoch {epoch}"
+                        + (f", checkpoint saved in {ckpt.directory}" if ckpt else
+                           " (no workdir, nothing saved)"))
+  finally:
+    if old_handler is not None:
+      signal.signal(signal.SIGTERM, old_handler)
+    if ckpt is not None:
+      ckpt.close()
     if metrics_f:
-      metrics_f.write(json.dumps(rec) + "\n")
-      metrics_f.flush()
-    if val_err is not None and val_err < best["val_err"]:
-      best = {"val_err": val_err, "epoch": epoch + 1, "test_err": test_err}
-    losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
-    val_txt = f" val_err={100 * val_err:.2f}%" if val_err is not None else ""
-    speed = f"{it_s:.1f} it/s, ETA {_fmt_time(eta)}" if steady else f"compiled+ran in {dt:.1f}s"
-    log(f"[{mode}] epoch {epoch + 1}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
-        f"{val_txt} test_err={100 * test_err:.2f}% (live weights {100 * test_err_live:.2f}%)")
-  if metrics_f:
-    metrics_f.close()
+      metrics_f.close()
   final = history[-1]
   summary = {
       "mode": mode, "epochs": epochs, "steps": int(state.step), "iters_per_epoch": iters,
       "final_test_err": final["test_err"], "final_val_err": final["val_err"],
-      "wall_s": round(time.time() - t_start, 2), "compile_s": round(compile_s, 2),
-      "it_per_s": round((epochs - 1) * iters / t_train, 2) if t_train else None,
+      "wall_s": round(time.time() - t_start, 2), "train_s": round(t_train, 2),
+      "compile_s": round(compile_s, 2) if compile_s is not None else None,
+      "it_per_s": round(timed_iters / t_train, 2) if t_train else None,
   }
   if n_val:
     summary.update(best_val_err=best["val_err"], best_val_epoch=best["epoch"],
                    selected_test_err=best["test_err"])
   return {"summary": summary, "history": history, "state": state, "models": m}
+
+
+def _evaluate(predict, state, splits, param, n_val, n_test):
+  """Validation/test error of the averaged weights (+ the live weights' test error)."""
+  val_err = (error_count(predict, state.d_avg, state.d_frozen, splits.x_val, splits.y_val,
+                         param) / n_val) if n_val else None
+  test_err = error_count(predict, state.d_avg, state.d_frozen, splits.x_test, splits.y_test,
+                         param) / n_test
+  # The live (non-averaged) weights' error: a diagnostic only, never used for selection.
+  live = error_count(predict, state.d_params, state.d_frozen, splits.x_test, splits.y_test,
+                     param) / n_test
+  return val_err, {"val_err": val_err, "test_err": test_err, "test_err_live": live}

@@ -29,6 +29,9 @@ def test_unknown_key_suggests_closest():
     (dict(b1=1.0), r"\[0, 1\)"),
     (dict(val_size=-1), "val_size"),
     (dict(fm_order=3), "fm_order"),
+    (dict(lr=float("inf")), "finite"),
+    (dict(avg_rate=float("nan")), "finite"),
+    (dict(on_nonfinite="ignore"), "on_nonfinite"),
 ])
 def test_bad_values_raise(kw, match):
   with pytest.raises(SganError, match=match):

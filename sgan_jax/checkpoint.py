@@ -1,0 +1,142 @@
+"""Checkpoints with orbax: everything needed to continue a run exactly.
+
+A checkpoint (one per saved epoch, in ``<workdir>/checkpoints_<mode>/<epoch>/``) holds
+
+* ``state``: the whole :class:`~sgan_jax.train.TrainState` (both parameter trees, both
+  optimiser states, the Polyak average, weight-norm scales, batch-norm statistics,
+  step counter and PRNG key), plus the labeled and validation indices;
+* ``meta`` (JSON): format tag, mode, epoch (= the data-iterator position: batch order is a
+  pure function of ``(seed, epoch)``), the config, a fingerprint of the data, the
+  metrics history and the best-on-validation record.
+
+The last ``keep`` checkpoints and the best one on validation are kept. Saves are async;
+the state is copied to host memory first, so training can donate its device buffers
+right away. Orbax writes into a temporary folder and renames it when complete, so a
+process killed mid-save leaves the previous checkpoints intact and usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as cm
+
+from sgan_jax.errors import SganError
+
+FORMAT = "sgan_jax/1"
+# Fields that may differ between a run and the checkpoint it resumes from.
+RESUMABLE_DIFFERENCES = frozenset({"name", "epochs", "baseline_epochs", "eval_every",
+                                   "num_devices", "baseline", "keep_checkpoints",
+                                   "on_nonfinite", "data_dir"})
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+  """A short hash of the arrays that define a run's data (shapes, dtypes and bytes)."""
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    h.update(str((a.shape, a.dtype.str)).encode())
+    h.update(a.tobytes())
+  return h.hexdigest()[:16]
+
+
+def _to_host(state) -> Any:
+  """Device -> host copy; PRNG keys become their raw uint32 data."""
+  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
+
+
+class Checkpointer:
+  """Keeps the last ``keep`` checkpoints and the best one on validation error."""
+
+  def __init__(self, directory: str, keep: int = 3):
+    self.directory = os.path.abspath(directory)
+    policy = cm.AnyPreservationPolicy([
+        cm.LatestN(keep),
+        cm.BestN(get_metric_fn=lambda m: -m["val_err"], n=1,
+                 keep_checkpoints_without_metrics=False),
+    ])
+    self._mgr = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy,
+                                                             create=True))
+
+  def latest_epoch(self) -> Optional[int]:
+    return self._mgr.latest_step()
+
+  def all_epochs(self) -> list[int]:
+    return list(self._mgr.all_steps())
+
+  def save(self, epoch: int, state, extra_arrays: dict, meta: dict,
+           val_err: Optional[float]) -> None:
+    tree = {"train": _to_host(state), **extra_arrays}
+    metrics = {"val_err": float(val_err)} if val_err is not None else None
+    self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                  meta=ocp.args.JsonSave({**meta, "format": FORMAT})),
+                   metrics=metrics, force=True)
+
+  def read_meta(self, epoch: int) -> dict:
+    try:
+      r = self._mgr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+      meta = r.meta
+    except Exception as e:  # orbax raises several types for missing/corrupt files
+      raise SganError(f"Checkpoint {self.directory}/{epoch} is unreadable ({type(e).__name__}: "
+                      f"{e}). Delete that folder to fall back to an earlier checkpoint, or "
+                      "start in a new --workdir.") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+      raise SganError(f"{self.directory}/{epoch} is not an sgan_jax checkpoint (format "
+                      f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
+                      f"{FORMAT!r}). Use a different --workdir for this run.")
+    return meta
+
+  def restore(self, epoch: int, template_state, extra_template: dict, sharding) -> tuple:
+    """Restores onto ``sharding`` (any device count) using a freshly built template."""
+    host = {"train": _to_host(template_state), **extra_template}
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype,
+                                                           sharding=sharding), host)
+    try:
+      r = self._mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    except Exception as e:
+      raise SganError(
+          f"Checkpoint {self.directory}/{epoch} does not match this run's model "
+          f"({type(e).__name__}: {str(e)[:500]}). It was written by a different model or is "
+          "truncated; use a different --workdir or --fresh.") from e
+    tree = r.state
+    state = tree.pop("train")
+    state = state.replace(key=jax.random.wrap_key_data(state.key))
+    return state, tree
+
+  def wait(self) -> None:
+    self._mgr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mgr.wait_until_finished()
+    self._mgr.close()
+
+
+def config_differences(saved: dict, current: dict) -> dict:
+  """``{key: (saved, current)}`` for fields that forbid resuming."""
+  diff = {}
+  for k in sorted(set(saved) | set(current)):
+    if k in RESUMABLE_DIFFERENCES:
+      continue
+    a, b = saved.get(k), current.get(k)
+    if isinstance(a, list):
+      a = tuple(a)
+    if isinstance(b, list):
+      b = tuple(b)
+    if a != b:
+      diff[k] = (a, b)
+  return diff
+
+
+def move_aside(directory: str) -> str:
+  """Renames a checkpoint folder to ``<dir>.old-<n>`` (never deletes); returns the new path."""
+  n = 1
+  while os.path.exists(f"{directory}.old-{n}"):
+    n += 1
+  os.rename(directory, f"{directory}.old-{n}")
+  return f"{directory}.old-{n}"

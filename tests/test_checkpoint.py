@@ -1,0 +1,236 @@
+"""Checkpoints: exact resume (SIGTERM, SIGKILL mid-save), device-count changes, refusal
+to touch incompatible folders, corrupt/foreign checkpoints, non-finite losses."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from sgan_jax import checkpoint as ckpt_lib
+from sgan_jax import data, train
+from sgan_jax.errors import SganError
+from tests.helpers import blobs, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _np(x):
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  return np.asarray(x)
+
+
+def assert_same_state(a, b, exact=True):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(la) == len(lb)
+  for x, y in zip(la, lb):
+    if exact:
+      np.testing.assert_array_equal(_np(x), _np(y))
+    else:
+      np.testing.assert_allclose(_np(x), _np(y), rtol=2e-4, atol=2e-5)
+
+
+def run(cfg, workdir=None, log=lambda s: None, **kw):
+  ds = blobs()
+  sp = data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=None,
+                        val_size=cfg.val_size, data_seed=cfg.data_seed)
+  return train.train(cfg, sp, "sgan", workdir, log, **kw)
+
+
+CFG = tiny_config(epochs=4)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  return run(CFG, str(tmp_path_factory.mktemp("full")))
+
+
+def test_checkpoints_written_and_kept(uninterrupted, tmp_path_factory):
+  wd = tmp_path_factory.mktemp("keep")
+  run(CFG.replace(keep_checkpoints=2), str(wd))
+  c = ckpt_lib.Checkpointer(str(wd / "checkpoints_sgan"))
+  kept = c.all_epochs()
+  c.close()
+  assert kept[-2:] == [3, 4] and len(kept) <= 3  # last 2 + the best on validation
+
+
+def test_sigterm_in_process_then_resume_is_bitwise_identical(uninterrupted, tmp_path):
+  def log(line):
+    if "epoch 2/" in line:
+      os.kill(os.getpid(), signal.SIGTERM)
+  with pytest.raises(train.Preempted, match="after epoch 2"):
+    run(CFG, str(tmp_path), log)
+  lines = []
+  out = run(CFG, str(tmp_path), lines.append)
+  assert any("resumed from" in line and "epoch 2" in line for line in lines)
+  assert_same_state(out["state"], uninterrupted["state"])
+  assert [h["test_err"] for h in out["history"]] == [h["test_err"] for h in uninterrupted["history"]]
+  metrics = (tmp_path / "metrics_sgan.jsonl").read_text().splitlines()
+  assert len(metrics) == 4  # no duplicated epochs after resuming
+
+
+def test_completed_run_resumes_to_same_result(uninterrupted, tmp_path):
+  run(CFG, str(tmp_path))
+  again = run(CFG, str(tmp_path))
+  assert again["summary"]["steps"] == uninterrupted["summary"]["steps"]
+  assert_same_state(again["state"], uninterrupted["state"])
+
+
+DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from sgan_jax import checkpoint as ckpt_lib, data, train
+    from tests.helpers import blobs, tiny_config
+    import numpy as np
+    mode, workdir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    cfg = tiny_config(epochs=4)
+    if mode == "kill_in_save":
+        orig = ckpt_lib.Checkpointer.save
+        def save(self, epoch, *a, **k):
+            orig(self, epoch, *a, **k)
+            if epoch == 3:  # orbax is still writing epoch 3 in the background
+                os.kill(os.getpid(), signal.SIGKILL)
+        ckpt_lib.Checkpointer.save = save
+    if mode == "slow":
+        import time
+        orig_log = print
+    ds = blobs()
+    sp = data.make_splits(ds, labels_per_class=2, label_rate=None, val_size=16, data_seed=1)
+    log = print
+    if mode == "slow":
+        def log(line):
+            print(line, flush=True)
+            time.sleep(1.0)
+    res = train.train(cfg, sp, "sgan", workdir, log)
+    st = res["state"]
+    np.savez(out, *[np.asarray(x) for x in __import__("jax").tree.leaves(
+        st.replace(key=__import__("jax").random.key_data(st.key)))])
+""")
+
+
+def _driver(tmp_path, mode, workdir, out, **popen):
+  script = tmp_path / "driver.py"
+  script.write_text(DRIVER.format(root=ROOT))
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.Popen([sys.executable, str(script), mode, str(workdir), str(out)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          **popen)
+
+
+def _load(path):
+  with np.load(path) as f:
+    return [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
+
+
+def test_sigkill_during_save_keeps_earlier_checkpoint_and_resumes_exactly(tmp_path):
+  wd = tmp_path / "run"
+  p = _driver(tmp_path, "kill_in_save", wd, tmp_path / "never.npz")
+  log, _ = p.communicate(timeout=300)
+  assert p.returncode == -signal.SIGKILL, log
+  leftovers = os.listdir(wd / "checkpoints_sgan")
+  c = ckpt_lib.Checkpointer(str(wd / "checkpoints_sgan"))
+  finished = c.all_epochs()
+  c.close()
+  assert 2 in finished  # the checkpoint before the interrupted save is intact
+  p = _driver(tmp_path, "normal", wd, tmp_path / "resumed.npz")
+  log2, _ = p.communicate(timeout=300)
+  assert p.returncode == 0, log2
+  assert f"resumed from {wd / 'checkpoints_sgan'}/{max(finished)}" in log2
+  p = _driver(tmp_path, "normal", tmp_path / "ref", tmp_path / "ref.npz")
+  assert p.wait(timeout=300) == 0
+  for a, b in zip(_load(tmp_path / "resumed.npz"), _load(tmp_path / "ref.npz")):
+    np.testing.assert_array_equal(a, b)
+  assert 3 not in finished, (finished, leftovers)  # the kill really interrupted that save
+  print("left by the killed save:", leftovers)
+
+
+def test_sigterm_from_outside_saves_and_exits_cleanly(tmp_path):
+  wd = tmp_path / "run"
+  p = _driver(tmp_path, "slow", wd, tmp_path / "x.npz")
+  for line in p.stdout:  # wait until training is under way, then preempt
+    if "epoch 2/" in line:
+      p.send_signal(signal.SIGTERM)
+      break
+  rest, _ = p.communicate(timeout=300)
+  assert p.returncode != 0 and "Preempted" in rest and "checkpoint saved" in rest
+  c = ckpt_lib.Checkpointer(str(wd / "checkpoints_sgan"))
+  assert c.latest_epoch() in (2, 3)
+  c.close()
+
+
+@pytest.mark.parametrize("first,second", [(8, 1), (1, 8)])
+def test_save_on_n_devices_restore_on_m(tmp_path, first, second):
+  cfg = tiny_config(epochs=2, num_devices=first)
+  a = run(cfg, str(tmp_path))
+  b = run(cfg.replace(num_devices=second), str(tmp_path))  # complete: restores only
+  assert_same_state(a["state"], b["state"])
+  assert len(jax.tree.leaves(b["state"].d_params)[0].sharding.device_set) == second
+
+
+def test_incompatible_config_is_refused_and_nothing_is_touched(tmp_path):
+  run(tiny_config(epochs=2), str(tmp_path))
+  cdir = tmp_path / "checkpoints_sgan"
+  before = {f: os.path.getmtime(cdir / f) for f in os.listdir(cdir)}
+  with pytest.raises(SganError, match=r"different run \(lr: 0.003 there vs 0.01 now\)"):
+    run(tiny_config(epochs=2, lr=0.01), str(tmp_path))
+  assert {f: os.path.getmtime(cdir / f) for f in os.listdir(cdir)} == before
+  # --fresh moves them aside, never deletes
+  run(tiny_config(epochs=1, lr=0.01), str(tmp_path), fresh=True)
+  assert sorted(os.listdir(tmp_path / "checkpoints_sgan.old-1")) == sorted(before)
+
+
+def test_other_data_is_refused(tmp_path):
+  run(tiny_config(epochs=1), str(tmp_path))
+  ds = blobs(seed=5)
+  sp = data.make_splits(ds, labels_per_class=2, label_rate=None, val_size=16, data_seed=1)
+  with pytest.raises(SganError, match="written for different data"):
+    train.train(tiny_config(epochs=1), sp, "sgan", str(tmp_path), lambda s: None)
+
+
+def test_corrupt_checkpoint_names_the_folder(tmp_path):
+  run(tiny_config(epochs=1), str(tmp_path))
+  cdir = tmp_path / "checkpoints_sgan" / "1"
+  for root, _, files in os.walk(cdir):
+    for f in files:
+      with open(os.path.join(root, f), "wb") as fh:
+        fh.write(b"\x00garbage")
+  with pytest.raises(SganError, match=str(tmp_path / "checkpoints_sgan")):
+    run(tiny_config(epochs=1), str(tmp_path))
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+  import orbax.checkpoint as ocp
+  mgr = ocp.CheckpointManager(str(tmp_path / "checkpoints_sgan"))
+  mgr.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.ones(3)}),
+                                      meta=ocp.args.JsonSave({"format": "someone-else"})))
+  mgr.wait_until_finished()
+  mgr.close()
+  with pytest.raises(SganError, match="not an sgan_jax checkpoint"):
+    run(tiny_config(epochs=1), str(tmp_path))
+
+
+def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
+  with pytest.raises(SganError, match=r"non-finite loss_\w+=nan at step \d+ \(epoch 1\)"):
+    run(tiny_config(epochs=2, lr=1e30), None)
+
+
+def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
+  calls = {"n": 0}
+  real = train._first_nonfinite
+
+  def fake(per_step):
+    calls["n"] += 1
+    if calls["n"] == 3:  # pretend epoch 3 blew up, once
+      return (1, "loss_lab", float("nan"))
+    return real(per_step)
+
+  monkeypatch.setattr(train, "_first_nonfinite", fake)
+  lines = []
+  out = run(tiny_config(epochs=4, on_nonfinite="rollback"), str(tmp_path), lines.append)
+  assert any("rolled back to epoch 2" in line for line in lines)
+  assert out["summary"]["steps"] == 4 * 3 and [h["epoch"] for h in out["history"]] == [1, 2, 3, 4]
