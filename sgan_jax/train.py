@@ -421,11 +421,14 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
       log(f"[{mode}] resumed from {cdir}/{latest}: epoch {epoch}, step {int(state.step)}")
 
-  metrics_f = None
-  if workdir:  # rewrite what the checkpoint knows, so a resumed log has no duplicates
-    metrics_f = open(os.path.join(workdir, f"metrics_{mode}.jsonl"), "w")
-    metrics_f.writelines(json.dumps(r) + "\n" for r in history)
-    metrics_f.flush()
+  metrics_path = os.path.join(workdir, f"metrics_{mode}.jsonl") if workdir else None
+
+  def rewrite_metrics():  # the checkpoint's history, so a resumed log has no duplicates
+    if metrics_path:
+      with open(metrics_path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in history)
+
+  rewrite_metrics()
 
   def save(ep, val_err):
     if ckpt is not None:
@@ -460,10 +463,11 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         if cfg.on_nonfinite == "rollback" and latest is not None and rollbacks < 3:
           rollbacks += 1
           ckpt.wait()
+          meta = ckpt.read_meta(latest)
           state, _ = ckpt.restore(latest, state, extra, rep)
           state = state.replace(key=jax.random.fold_in(state.key, 7919 * rollbacks))
-          history = [h for h in history if h["epoch"] <= latest]
-          epoch = latest
+          epoch, history, best = meta["epoch"], meta["history"], meta["best"]
+          rewrite_metrics()
           log(f"[{mode}] non-finite {name}={value} at {where}: rolled back to epoch {latest} "
               f"with a new key (rollback {rollbacks}/3)")
           continue
@@ -481,9 +485,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
                **{k: round(v, 5) for k, v in mets.items()}, **rec}
         history.append(rec)
-        if metrics_f:
-          metrics_f.write(json.dumps(rec) + "\n")
-          metrics_f.flush()
+        if metrics_path:
+          with open(metrics_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
         eta = (epochs - epoch) * iters / it_s if it_s else None
@@ -496,7 +500,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:
         save(epoch, val_err)
       if preempt["flag"]:
-        ckpt and ckpt.wait()
+        if ckpt is not None:
+          ckpt.wait()
         raise Preempted(f"[{mode}] SIGTERM received: stopped after epoch {epoch}"
                         + (f", checkpoint saved in {ckpt.directory}" if ckpt else
                            " (no workdir, nothing saved)"))
@@ -505,8 +510,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       signal.signal(signal.SIGTERM, old_handler)
     if ckpt is not None:
       ckpt.close()
-    if metrics_f:
-      metrics_f.close()
   final = history[-1]
   summary = {
       "mode": mode, "epochs": epochs, "steps": int(state.step), "iters_per_epoch": iters,
