@@ -27,7 +27,7 @@ class Config:
   # --- data
   dataset: str = "digits"              # digits | mnist | cifar10 | svhn_cropped | path/to/file.npz
   data_dir: Optional[str] = None       # TFDS data_dir
-  pixel_range: str = "0,1"             # "0,1" (sigmoid G) or "-1,1" (tanh G)
+  pixel_range: str = "0,1"             # "0,1" (sigmoid G), "-1,1" (tanh G), "none" (linear G, tabular)
   labels_per_class: Optional[int] = 10 # exactly one of labels_per_class / label_rate
   label_rate: Optional[float] = None   # fraction of the training split, stratified
   val_size: int = 0                    # examples held out of the training split for selection
@@ -46,6 +46,9 @@ class Config:
   compute_dtype: str = "float32"       # float32 | bfloat16 (params stay float32)
   num_devices: int = 0                 # data-parallel devices; 0 = all visible devices
   # --- objective
+  task: str = "classification"         # classification | regression (two-headed discriminator)
+  regression_loss: str = "squared"     # squared | huber (regression head, labeled rows)
+  huber_delta: float = 1.0
   g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax
   fm_order: int = 2                    # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
   unlabeled_weight: float = 1.0
@@ -174,13 +177,17 @@ def _check_values(cfg: Config) -> None:
     raise SganError(f"lr_decay_epochs must be >= 0, got {cfg.lr_decay_epochs}.")
   if not 0.0 < cfg.avg_rate <= 1.0:
     raise SganError(f"avg_rate must be in (0, 1], got {cfg.avg_rate}.")
-  for n in ("input_noise", "hidden_noise", "unlabeled_weight", "eps_root"):
+  for n in ("input_noise", "hidden_noise", "unlabeled_weight", "eps_root", "huber_delta"):
     if getattr(cfg, n) < 0:
       raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")
   for n in ("b1", "b2"):
     if not 0.0 <= getattr(cfg, n) < 1.0:
       raise SganError(f"Config key {n!r} must be in [0, 1), got {getattr(cfg, n)}.")
-  _choice(cfg, "pixel_range", ("0,1", "-1,1"))
+  _choice(cfg, "pixel_range", ("0,1", "-1,1", "none"))
+  _choice(cfg, "task", ("classification", "regression"))
+  _choice(cfg, "regression_loss", ("squared", "huber"))
+  if cfg.task == "regression" and cfg.parameterization != "k":
+    raise SganError("task='regression' uses one real/fake logit; set parameterization='k'.")
   _choice(cfg, "on_nonfinite", ("stop", "rollback"))
   _choice(cfg, "model", ("mlp", "conv"))
   _choice(cfg, "parameterization", ("k", "k+1"))

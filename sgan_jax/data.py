@@ -64,7 +64,7 @@ def _to_nhwc(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def _scale(x: np.ndarray, pixel_range: str, what: str) -> np.ndarray:
-  if x.dtype == np.uint8:
+  if x.dtype == np.uint8 and pixel_range != "none":
     x = x.astype(np.float32)
     return x / 255.0 if pixel_range == "0,1" else (x - 127.5) / 128.0
   if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
@@ -76,6 +76,8 @@ def _scale(x: np.ndarray, pixel_range: str, what: str) -> np.ndarray:
     first = np.argwhere(bad)[0]
     raise SganError(f"{what} contains {int(bad.sum())} NaN/inf values (first at index "
                     f"{tuple(int(i) for i in first)}); clean or drop those examples first.")
+  if pixel_range == "none":  # feature vectors, already standardised by the caller
+    return x
   lo, hi = (0.0, 1.0) if pixel_range == "0,1" else (-1.0, 1.0)
   if x.size and (x.min() < lo - 1e-3 or x.max() > hi + 1e-3):
     raise SganError(f"{what} holds floats in [{x.min():.3g}, {x.max():.3g}] but pixel_range is "

@@ -134,6 +134,25 @@ def g_minimax(logits_fake: jax.Array, parameterization: Parameterization = "k") 
   return -jnp.mean(jax.nn.softplus(real_logit(logits_fake, parameterization)))
 
 
+def regression_loss(pred: jax.Array, target: jax.Array, kind: str = "squared",
+                    delta: float = 1.0) -> jax.Array:
+  """Regression-head loss on labeled rows (scalar).
+
+  ``kind="squared"``: ``mean((pred - y)^2)``; ``kind="huber"``: ``mean(h(pred - y))`` with
+  ``h(r) = r^2 / 2`` for ``|r| <= delta`` and ``delta * (|r| - delta / 2)`` beyond.
+
+  Args:
+    pred: ``(B,)`` predictions; target: ``(B,)`` (standardised) targets.
+  """
+  r = pred - target
+  if kind == "squared":
+    return jnp.mean(jnp.square(r))
+  if kind == "huber":
+    a = jnp.abs(r)
+    return jnp.mean(jnp.where(a <= delta, 0.5 * jnp.square(r), delta * (a - 0.5 * delta)))
+  raise ValueError(f"regression loss kind must be 'squared' or 'huber', got {kind!r}")
+
+
 def error_rate(logits: jax.Array, labels: jax.Array,
                parameterization: Parameterization = "k") -> jax.Array:
   """Fraction of examples whose argmax over the K class logits is not the label."""

@@ -75,17 +75,19 @@ def build_models(cfg: Config, example_shape: tuple, num_classes: int, iters_per_
                  epochs: Optional[int] = None) -> Models:
   """Modules and optimisers for a config. ``example_shape`` excludes the batch axis."""
   dtype = jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else None
-  act = "sigmoid" if cfg.pixel_range == "0,1" else "tanh"
+  act = {"0,1": "sigmoid", "-1,1": "tanh", "none": "linear"}[cfg.pixel_range]
   fake = cfg.parameterization == "k+1"
+  # Regression: output 0 is the regression head, output 1 the real/fake logit Z.
+  outputs = 2 if cfg.task == "regression" else num_classes
   if cfg.model == "mlp":
-    disc = MLPDiscriminator(num_classes, tuple(cfg.d_hidden), cfg.input_noise, cfg.hidden_noise,
+    disc = MLPDiscriminator(outputs, tuple(cfg.d_hidden), cfg.input_noise, cfg.hidden_noise,
                             fake, dtype)
     gen = MLPGenerator(tuple(example_shape), tuple(cfg.g_hidden), act, dtype)
   else:
     if len(example_shape) != 3:
       raise SganError(f"model='conv' needs images (H, W, C); the data has examples of shape "
                       f"{example_shape}. Use model='mlp' for feature vectors.")
-    disc = ConvDiscriminator(num_classes, cfg.d_width, fake, dtype)
+    disc = ConvDiscriminator(outputs, cfg.d_width, fake, dtype)
     gen = ConvGenerator(tuple(example_shape), cfg.g_width, act, dtype)
   epochs = epochs or cfg.epochs
   sched = lr_schedule(cfg.lr, iters_per_epoch, epochs, cfg.lr_decay_epochs)
@@ -199,11 +201,18 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
     logits, _ = m.disc.apply({"params": d_params, **state.d_frozen}, x_all, train=True,
                              rngs={"noise": k_d})
     l_lab = logits[:b_lab]
-    sup = losses.supervised_xent(l_lab, y_lab, param)
-    out = {"loss_lab": sup, "train_err": losses.error_rate(l_lab, y_lab, param)}
+    if cfg.task == "regression":
+      sup = losses.regression_loss(l_lab[:, 0], y_lab, cfg.regression_loss, cfg.huber_delta)
+      out = {"loss_lab": sup, "train_err": jnp.sqrt(jnp.mean(jnp.square(l_lab[:, 0] - y_lab)))}
+      real_fake = logits[:, 1:]  # one logit: Z itself, D(x) = sigmoid(Z)
+    else:
+      sup = losses.supervised_xent(l_lab, y_lab, param)
+      out = {"loss_lab": sup, "train_err": losses.error_rate(l_lab, y_lab, param)}
+      real_fake = logits
     total = sup
     if mode == "sgan":
-      unsup = losses.d_unsupervised(logits[b_lab:b_lab + b_unl], logits[b_lab + b_unl:], param)
+      unsup = losses.d_unsupervised(real_fake[b_lab:b_lab + b_unl], real_fake[b_lab + b_unl:],
+                                    param)
       total = sup + cfg.unlabeled_weight * unsup
       out["loss_unl"] = unsup
     return total, out
@@ -227,10 +236,12 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
     n = x_unl2.shape[0]
     if cfg.g_loss == "feature_matching":
       loss = losses.feature_matching(feats[:n], feats[n:], cfg.fm_order)
-    elif cfg.g_loss == "non_saturating":
-      loss = losses.g_non_saturating(logits[n:], param)
     else:
-      loss = losses.g_minimax(logits[n:], param)
+      fake_logits = logits[n:, 1:] if cfg.task == "regression" else logits[n:]
+      if cfg.g_loss == "non_saturating":
+        loss = losses.g_non_saturating(fake_logits, param)
+      else:
+        loss = losses.g_minimax(fake_logits, param)
     return loss, upd
 
   (g_loss, g_upd), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
@@ -285,21 +296,36 @@ def make_predict(m: Models):
   return predict
 
 
-def error_count(predict, params, frozen, x: np.ndarray, y: np.ndarray, param: str,
-                batch: int = 1000) -> int:
-  """Number of misclassified examples, evaluated in fixed-size (padded) batches."""
-  if len(x) == 0:
-    return 0
-  wrong = 0
+def predict_all(predict, params, frozen, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+  """Logits for all of ``x`` in fixed-size (padded) batches: ``(N, outputs)``."""
+  out = []
   for s in range(0, len(x), batch):
     xb = x[s:s + batch]
     n = len(xb)
     if n < batch and len(x) > batch:  # pad to one compiled shape
       xb = np.concatenate([xb, np.zeros((batch - n, *xb.shape[1:]), xb.dtype)])
-    logits = predict(params, frozen, xb)[:n]
-    pred = np.asarray(jnp.argmax(losses.class_logits(logits, param), -1))
-    wrong += int((pred != y[s:s + n]).sum())
-  return wrong
+    out.append(np.asarray(predict(params, frozen, xb))[:n])
+  return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def error_count(predict, params, frozen, x: np.ndarray, y: np.ndarray, param: str,
+                batch: int = 1000) -> int:
+  """Number of misclassified examples."""
+  if len(x) == 0:
+    return 0
+  logits = predict_all(predict, params, frozen, x, batch)
+  pred = np.argmax(np.asarray(losses.class_logits(jnp.asarray(logits), param)), -1)
+  return int((pred != y).sum())
+
+
+def eval_error(predict, params, frozen, x: np.ndarray, y: np.ndarray, cfg: Config) -> Optional[float]:
+  """Classification: error rate. Regression: RMSE of the regression head (in y's units)."""
+  if len(x) == 0:
+    return None
+  if cfg.task == "regression":
+    pred = predict_all(predict, params, frozen, x)[:, 0]
+    return float(np.sqrt(np.mean(np.square(pred - y))))
+  return error_count(predict, params, frozen, x, y, cfg.parameterization) / len(x)
 
 
 # --------------------------------------------------------------------------- host loop
@@ -386,8 +412,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       init_state(m, jax.random.key(cfg.seed), jnp.asarray(splits.x_unl[init_idx]), mode), rep)
   device_data = jax.device_put({"x_lab": splits.x_lab, "y_lab": splits.y_lab,
                                 "x_unl": splits.x_unl}, rep)
-  param = cfg.parameterization
-  n_val, n_test = len(splits.y_val), len(splits.y_test)
+  n_val = len(splits.y_val)
 
   # ---- checkpoints: resume, or refuse to touch an incompatible folder
   history, best, t_train, compile_s, epoch = [], {"val_err": None}, 0.0, None, 0
@@ -479,7 +504,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
       val_err = None
       if epoch % cfg.eval_every == 0 or epoch == epochs:
-        val_err, rec = _evaluate(predict, state, splits, param, n_val, n_test)
+        val_err, rec = _evaluate(predict, state, splits, cfg)
         it_s = timed_iters / t_train if t_train > 0 else None
         rec = {"mode": mode, "epoch": epoch, "step": int(state.step),
                "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
@@ -492,11 +517,15 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
         eta = (epochs - epoch) * iters / it_s if it_s else None
         losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
-        val_txt = f" val_err={100 * val_err:.2f}%" if val_err is not None else ""
+        if cfg.task == "regression":
+          name, fmt = "rmse", (lambda e: f"{e:.4f}")
+        else:
+          name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
+        val_txt = f" val_{name}={fmt(val_err)}" if val_err is not None else ""
         speed = f"{it_s:.1f} it/s, ETA {_fmt_time(eta)}" if it_s else f"compiled+ran in {dt:.1f}s"
         log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
-            f"{val_txt} test_err={100 * rec['test_err']:.2f}% "
-            f"(live weights {100 * rec['test_err_live']:.2f}%)")
+            f"{val_txt} test_{name}={fmt(rec['test_err'])} "
+            f"(live weights {fmt(rec['test_err_live'])})")
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:
         save(epoch, val_err)
       if preempt["flag"]:
@@ -524,13 +553,13 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   return {"summary": summary, "history": history, "state": state, "models": m}
 
 
-def _evaluate(predict, state, splits, param, n_val, n_test):
-  """Validation/test error of the averaged weights (+ the live weights' test error)."""
-  val_err = (error_count(predict, state.d_avg, state.d_frozen, splits.x_val, splits.y_val,
-                         param) / n_val) if n_val else None
-  test_err = error_count(predict, state.d_avg, state.d_frozen, splits.x_test, splits.y_test,
-                         param) / n_test
+def _evaluate(predict, state, splits, cfg):
+  """Validation/test error of the averaged weights (+ the live weights' test error).
+
+  Errors are error rates for classification and RMSEs for regression.
+  """
+  val_err = eval_error(predict, state.d_avg, state.d_frozen, splits.x_val, splits.y_val, cfg)
+  test_err = eval_error(predict, state.d_avg, state.d_frozen, splits.x_test, splits.y_test, cfg)
   # The live (non-averaged) weights' error: a diagnostic only, never used for selection.
-  live = error_count(predict, state.d_params, state.d_frozen, splits.x_test, splits.y_test,
-                     param) / n_test
+  live = eval_error(predict, state.d_params, state.d_frozen, splits.x_test, splits.y_test, cfg)
   return val_err, {"val_err": val_err, "test_err": test_err, "test_err_live": live}

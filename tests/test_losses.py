@@ -130,3 +130,20 @@ def test_losses_importable_alone():
   code = ("import sys; from sgan_jax import losses; "
           "assert 'sgan_jax.train' not in sys.modules and 'flax' not in sys.modules")
   subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_regression_losses_match_independent_formulas():
+  pred = RNG.normal(size=50) * 3
+  y = RNG.normal(size=50)
+  r = pred - y
+  np.testing.assert_allclose(losses.regression_loss(pred, y, "squared"), np.mean(r ** 2), rtol=1e-5)
+  for delta in (0.5, 1.0, 2.0):
+    # Huber as the squared loss capped to linear growth beyond delta, elementwise.
+    want = np.mean([0.5 * e * e if abs(e) <= delta else delta * abs(e) - 0.5 * delta ** 2 for e in r])
+    np.testing.assert_allclose(losses.regression_loss(pred, y, "huber", delta), want, rtol=1e-5)
+  # hand value: residual 3 with delta 1 -> 1 * (3 - 0.5) = 2.5
+  assert float(losses.regression_loss(jnp.array([3.0]), jnp.array([0.0]), "huber", 1.0)) == 2.5
+  g = jax.grad(lambda p: losses.regression_loss(p, jnp.zeros(2), "huber", 1.0))(jnp.array([1e4, -1e4]))
+  np.testing.assert_allclose(g, [0.5, -0.5])  # bounded gradient: 1/B per element
+  with pytest.raises(ValueError):
+    losses.regression_loss(pred, y, "l1")

@@ -25,8 +25,7 @@ def splits_for(cfg, ds):
                           val_size=cfg.val_size, data_seed=cfg.data_seed)
 
 
-@pytest.mark.parametrize("mode", ["sgan", "supervised"])
-@pytest.mark.parametrize("param", ["k", "k+1"])
+@pytest.mark.parametrize("mode,param", [("sgan", "k"), ("sgan", "k+1"), ("supervised", "k")])
 def test_train_end_to_end(mode, param):
   cfg = tiny_config(parameterization=param)
   out = train.train(cfg, splits_for(cfg, blobs()), mode, log=lambda s: None)
