@@ -33,6 +33,12 @@ class _WeightNorm(nn.Module):
   kernel_init: Callable = nn.initializers.normal(0.05)
   dtype: jnp.dtype | None = None  # computation dtype (params stay float32)
 
+  def _unit_kernel(self, shape) -> jax.Array:
+    """The kernel parameter, normalised to unit norm per output unit (last axis)."""
+    v = self.param("kernel", self.kernel_init, shape)
+    axes = tuple(range(len(shape) - 1))
+    return v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=axes))
+
   def _scale_and_bias(self):
     if self.train_scale:
       scale = self.param("scale", nn.initializers.ones, (self.features,))
@@ -64,9 +70,8 @@ class WNDense(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    v = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    v = self._unit_kernel((x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
-    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=0))
     dtype = self.dtype or x.dtype
     t = jnp.dot(x.astype(dtype), v.astype(dtype))
     return self._finish(t, scale, bias, init_mode)
@@ -81,10 +86,8 @@ class WNConv(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    shape = (*self.kernel_size, x.shape[-1], self.features)
-    v = self.param("kernel", self.kernel_init, shape)
+    v = self._unit_kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
-    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=(0, 1, 2)))
     dtype = self.dtype or x.dtype
     t = jax.lax.conv_general_dilated(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), self.padding,
@@ -103,10 +106,8 @@ class WNConvTranspose(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    shape = (*self.kernel_size, x.shape[-1], self.features)
-    v = self.param("kernel", self.kernel_init, shape)
+    v = self._unit_kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
-    v = v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=(0, 1, 2)))
     dtype = self.dtype or x.dtype
     t = jax.lax.conv_transpose(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), "SAME",
