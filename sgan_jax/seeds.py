@@ -1,0 +1,161 @@
+"""Independent replicas trained in one program: ``vmap`` over seeds.
+
+The papers report mean +/- std over seeds, each seed with its own labeled subset.
+:func:`train_seeds` trains S replicas (different parameter seeds, noise, batch orders and
+labeled subsets of the same size) sharing the unlabeled data, with one jitted
+``vmap(scan(...))`` per epoch, so small models fill the device instead of running S
+times in sequence. Replica ``s`` runs exactly the computation :func:`sgan_jax.train.train`
+runs for seed ``s`` (same keys, same batch order), up to floating-point reassociation.
+Runs on one device, without checkpoints; use :func:`sgan_jax.train.train` for those.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sgan_jax import data as data_lib
+from sgan_jax import train as train_lib
+from sgan_jax.config import Config
+from sgan_jax.errors import SganError
+
+
+def make_seeds_chunk(m: train_lib.Models, mode: str = "sgan"):
+  """Jitted ``(states, data, idx) -> (states, metrics)`` for S stacked replicas.
+
+  Args (of the returned function):
+    states: a :class:`~sgan_jax.train.TrainState` whose leaves have a leading ``S`` axis.
+    data: ``{"x_lab": (S, N_l, *shape), "y_lab": (S, N_l), "x_unl": (N_u, *shape)}``;
+      the unlabeled set is shared.
+    idx: ``{"lab" | "unl" | "unl2": (S, T, B)}`` batch indices per replica.
+  Returns states (donated inputs) and per-iteration metrics of shape ``(S, T)``.
+  """
+  def chunk(states, data, idx):
+    x_unl = data["x_unl"]
+
+    def one(state, x_lab, y_lab, idx1):
+      def body(st, i):
+        return train_lib.train_iteration(m, st, x_lab[i["lab"]], y_lab[i["lab"]],
+                                         x_unl[i["unl"]], x_unl[i["unl2"]], mode)
+      return jax.lax.scan(body, state, idx1)
+
+    return jax.vmap(one)(states, data["x_lab"], data["y_lab"], idx)
+
+  return jax.jit(chunk, donate_argnums=0)
+
+
+def _check_compatible(splits_list: Sequence[data_lib.Splits]) -> None:
+  s0 = splits_list[0]
+  for s in splits_list[1:]:
+    if s.x_unl.shape != s0.x_unl.shape or not np.array_equal(s.x_unl, s0.x_unl):
+      raise SganError("Replicas trained together must share the unlabeled set: build every "
+                      "seed's splits with the same validation split (val_size=0 or one "
+                      "validation seed) and vary only the labeled subset.")
+    if s.x_lab.shape != s0.x_lab.shape:
+      raise SganError(f"Replicas need labeled subsets of one size; got {len(s0.x_lab)} and "
+                      f"{len(s.x_lab)}. Use labels_per_class, or a label_rate giving equal counts.")
+    if not (np.array_equal(s.x_test, s0.x_test) and np.array_equal(s.x_val, s0.x_val)):
+      raise SganError("Replicas must share the validation and test sets.")
+
+
+def make_splits_for_seeds(ds: data_lib.Dataset, cfg: Config,
+                          seeds: Sequence[int]) -> list[data_lib.Splits]:
+  """One validation split (from ``cfg.data_seed``), a labeled subset per seed."""
+  val_idx = data_lib.split_validation(ds.y_train, cfg.val_size, ds.num_classes, cfg.data_seed)
+  keep = np.setdiff1d(np.arange(len(ds.y_train)), val_idx)
+  out = []
+  for seed in seeds:
+    sub = data_lib.select_labeled(ds.y_train[keep], ds.num_classes, per_class=cfg.labels_per_class,
+                                  rate=cfg.label_rate, seed=seed)
+    lab = keep[sub]
+    out.append(data_lib.Splits(
+        x_unl=ds.x_train[keep], x_lab=ds.x_train[lab], y_lab=ds.y_train[lab], lab_idx=lab,
+        val_idx=val_idx, x_val=ds.x_train[val_idx], y_val=ds.y_train[val_idx],
+        x_test=ds.x_test, y_test=ds.y_test, num_classes=ds.num_classes))
+  return out
+
+
+def _errors(logits: np.ndarray, y: np.ndarray, cfg: Config) -> np.ndarray:
+  """Per-replica error rate (classification) or RMSE (regression): logits ``(S, N, out)``."""
+  if cfg.task == "regression":
+    return np.sqrt(np.mean(np.square(logits[..., 0] - y[None]), axis=1))
+  c = np.asarray(train_lib.losses.class_logits(jnp.asarray(logits.reshape(-1, logits.shape[-1])),
+                                               cfg.parameterization))
+  pred = np.argmax(c, -1).reshape(logits.shape[:2])
+  return np.mean(pred != y[None], axis=1)
+
+
+def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequence[int],
+                mode: str = "sgan", log: Callable[[str], None] = print) -> dict:
+  """Trains ``len(seeds)`` replicas at once; returns per-replica histories and summaries."""
+  if len(seeds) != len(splits_list) or not seeds:
+    raise SganError("Give one splits object per seed.")
+  _check_compatible(splits_list)
+  s0 = splits_list[0]
+  epochs = cfg.epochs if mode == "sgan" else (cfg.baseline_epochs or cfg.epochs)
+  iters = cfg.iters_per_epoch or max(1, len(s0.x_unl) // cfg.batch_size)
+  m = train_lib.build_models(cfg, s0.x_unl.shape[1:], s0.num_classes, iters, epochs)
+  states = []
+  for seed in seeds:  # the same initialisation train.train uses for this seed
+    init_idx = np.random.default_rng([seed, 10**6]).permutation(len(s0.x_unl))[: cfg.init_examples]
+    states.append(train_lib.init_state(m, jax.random.key(seed), jnp.asarray(s0.x_unl[init_idx]),
+                                       mode))
+  states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  data = {"x_lab": jnp.stack([s.x_lab for s in splits_list]),
+          "y_lab": jnp.stack([s.y_lab for s in splits_list]), "x_unl": jnp.asarray(s0.x_unl)}
+  chunk = make_seeds_chunk(m, mode)
+  logits_v = jax.jit(jax.vmap(lambda p, f, x: m.disc.apply({"params": p, **f}, x, train=False)[0],
+                              in_axes=(0, 0, None)))
+
+  def all_logits(params, frozen, x):
+    return np.concatenate([np.asarray(logits_v(params, frozen, x[i:i + 1000]))
+                           for i in range(0, len(x), 1000)], axis=1)
+
+  histories = [[] for _ in seeds]
+  t_train, compile_s, timed = 0.0, None, 0
+  for epoch in range(epochs):
+    idx = [train_lib.epoch_indices(seed, epoch, len(s0.x_lab), len(s0.x_unl), iters,
+                                   cfg.batch_size) for seed in seeds]
+    idx = {k: np.stack([i[k] for i in idx]) for k in idx[0]}
+    t0 = time.time()
+    states, per_step = chunk(states, data, idx)
+    per_step = {k: np.asarray(v) for k, v in jax.device_get(per_step).items()}
+    dt = time.time() - t0
+    if compile_s is None:
+      compile_s = dt
+    else:
+      t_train, timed = t_train + dt, timed + iters
+    for r, seed in enumerate(seeds):
+      bad = train_lib._first_nonfinite({k: v[r] for k, v in per_step.items()})
+      if bad is not None:
+        raise SganError(f"[{mode}] replica seed={seed}: non-finite {bad[1]}={bad[2]} at step "
+                        f"{epoch * iters + bad[0] + 1} (epoch {epoch + 1}).")
+    if (epoch + 1) % cfg.eval_every and epoch + 1 != epochs:
+      continue
+    val = _errors(all_logits(states.d_avg, states.d_frozen, s0.x_val), s0.y_val, cfg) \
+        if len(s0.y_val) else [None] * len(seeds)
+    test = _errors(all_logits(states.d_avg, states.d_frozen, s0.x_test), s0.y_test, cfg)
+    for r in range(len(seeds)):
+      histories[r].append({"mode": mode, "epoch": epoch + 1,
+                           "val_err": None if val[r] is None else float(val[r]),
+                           "test_err": float(test[r]),
+                           **{k: float(np.mean(v[r])) for k, v in per_step.items()}})
+    speed = f"{len(seeds) * timed / t_train:.1f} replica-it/s" if t_train else f"compiled in {dt:.1f}s"
+    log(f"[{mode} x{len(seeds)}] epoch {epoch + 1}/{epochs} | {speed} | test_err "
+        f"{100 * np.mean(test):.2f}% +/- {100 * np.std(test):.2f}")
+  summaries = []
+  for seed, h in zip(seeds, histories):
+    s = {"seed": seed, "mode": mode, "final_test_err": h[-1]["test_err"],
+         "final_val_err": h[-1]["val_err"]}
+    if len(s0.y_val):
+      best = min(h, key=lambda r: r["val_err"])
+      s.update(best_val_err=best["val_err"], best_val_epoch=best["epoch"],
+               selected_test_err=best["test_err"])
+    summaries.append(s)
+  return {"summaries": summaries, "histories": histories, "states": states,
+          "replica_it_per_s": len(seeds) * timed / t_train if t_train else None,
+          "compile_s": compile_s}
