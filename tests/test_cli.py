@@ -28,7 +28,7 @@ def test_quickstart_config_runs_seeds_and_reports_both(tmp_path):
   import numpy as np
   a = np.load(tmp_path / "w" / "seed_0" / "labeled_indices.npy")
   b = np.load(tmp_path / "w" / "seed_1" / "labeled_indices.npy")
-  assert len(a) == 50 and not np.array_equal(a, b)
+  assert len(a) == 30 and not np.array_equal(a, b)
 
 
 def test_bad_config_key_is_a_clear_error_not_a_traceback(tmp_path):
