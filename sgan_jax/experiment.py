@@ -15,7 +15,6 @@ import os
 import time
 from typing import Callable, Optional, Sequence
 
-import flax.serialization
 import numpy as np
 
 from sgan_jax import data as data_lib
@@ -73,9 +72,8 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
     out = train_lib.train(cfg, splits, mode, workdir, log, fresh=fresh)
     summary[mode] = out["summary"]
     if workdir:
-      st = out["state"]
-      blob = flax.serialization.to_bytes({"params": st.d_avg, **st.d_frozen})
-      _atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"), blob)
+      _atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"),
+                    train_lib.classifier_bytes(out["state"]))
   summary["wall_s"] = round(time.time() - t0, 2)
   if workdir:
     _write_json(os.path.join(workdir, "summary.json"), summary)

@@ -79,16 +79,6 @@ def make_splits_for_seeds(ds: data_lib.Dataset, cfg: Config,
   return out
 
 
-def _errors(logits: np.ndarray, y: np.ndarray, cfg: Config) -> np.ndarray:
-  """Per-replica error rate (classification) or RMSE (regression): logits ``(S, N, out)``."""
-  if cfg.task == "regression":
-    return np.sqrt(np.mean(np.square(logits[..., 0] - y[None]), axis=1))
-  c = np.asarray(train_lib.losses.class_logits(jnp.asarray(logits.reshape(-1, logits.shape[-1])),
-                                               cfg.parameterization))
-  pred = np.argmax(c, -1).reshape(logits.shape[:2])
-  return np.mean(pred != y[None], axis=1)
-
-
 def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequence[int],
                 mode: str = "sgan", log: Callable[[str], None] = print) -> dict:
   """Trains ``len(seeds)`` replicas at once; returns per-replica histories and summaries."""
@@ -101,7 +91,7 @@ def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequ
   m = train_lib.build_models(cfg, s0.x_unl.shape[1:], s0.num_classes, iters, epochs)
   states = []
   for seed in seeds:  # the same initialisation train.train uses for this seed
-    init_idx = np.random.default_rng([seed, 10**6]).permutation(len(s0.x_unl))[: cfg.init_examples]
+    init_idx = train_lib.init_indices(seed, len(s0.x_unl), cfg.init_examples)
     states.append(train_lib.init_state(m, jax.random.key(seed), jnp.asarray(s0.x_unl[init_idx]),
                                        mode))
   states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -136,9 +126,10 @@ def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequ
                         f"{epoch * iters + bad[0] + 1} (epoch {epoch + 1}).")
     if (epoch + 1) % cfg.eval_every and epoch + 1 != epochs:
       continue
-    val = _errors(all_logits(states.d_avg, states.d_frozen, s0.x_val), s0.y_val, cfg) \
-        if len(s0.y_val) else [None] * len(seeds)
-    test = _errors(all_logits(states.d_avg, states.d_frozen, s0.x_test), s0.y_test, cfg)
+    errors = lambda x, y: train_lib.errors_from_outputs(all_logits(states.d_avg, states.d_frozen, x),
+                                                        y, cfg)
+    val = errors(s0.x_val, s0.y_val) if len(s0.y_val) else [None] * len(seeds)
+    test = errors(s0.x_test, s0.y_test)
     for r in range(len(seeds)):
       histories[r].append({"mode": mode, "epoch": epoch + 1,
                            "val_err": None if val[r] is None else float(val[r]),

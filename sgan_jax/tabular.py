@@ -292,7 +292,6 @@ def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
   target's units (regression). The reported number is the test metric at the epoch with
   the best validation metric.
   """
-  import flax.serialization
   from sgan_jax import train as train_lib
   scale = pre.y_std if pre.task == "regression" else 1.0
   results = {}
@@ -310,10 +309,8 @@ def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
         s[k] = s[k] * scale  # RMSE back in the target's units
     results[mode] = s
     if out_dir:
-      st = out["state"]
-      blob = flax.serialization.to_bytes({"params": st.d_avg, **st.d_frozen})
       with open(os.path.join(out_dir, f"model_{mode}.msgpack"), "wb") as f:
-        f.write(blob)
+        f.write(train_lib.classifier_bytes(out["state"]))
   if out_dir:
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
       json.dump({"task": pre.task, "metric": "rmse" if pre.task == "regression" else "error",

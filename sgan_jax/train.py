@@ -307,24 +307,36 @@ def predict_all(predict, params, frozen, x: np.ndarray, batch: int = 1000) -> np
   return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def error_count(predict, params, frozen, x: np.ndarray, y: np.ndarray, param: str,
-                batch: int = 1000) -> int:
-  """Number of misclassified examples."""
-  if len(x) == 0:
-    return 0
-  logits = predict_all(predict, params, frozen, x, batch)
-  pred = np.argmax(np.asarray(losses.class_logits(jnp.asarray(logits), param)), -1)
-  return int((pred != y).sum())
+def errors_from_outputs(outputs: np.ndarray, y: np.ndarray, cfg: Config) -> np.ndarray:
+  """Error per leading index of discriminator outputs ``(..., N, out)`` against ``y (N,)``.
+
+  Classification: error rate of the argmax over the K class logits (for ``"k+1"`` the
+  fake column is dropped; subtracting it would not change the argmax). Regression: RMSE
+  of output 0. Returns shape ``outputs.shape[:-2]`` (a scalar array for one model).
+  """
+  outputs = np.asarray(outputs)
+  if cfg.task == "regression":
+    return np.sqrt(np.mean(np.square(outputs[..., 0] - y), axis=-1))
+  k = outputs.shape[-1] - (cfg.parameterization == "k+1")
+  return np.mean(np.argmax(outputs[..., :k], axis=-1) != y, axis=-1)
 
 
 def eval_error(predict, params, frozen, x: np.ndarray, y: np.ndarray, cfg: Config) -> Optional[float]:
   """Classification: error rate. Regression: RMSE of the regression head (in y's units)."""
   if len(x) == 0:
     return None
-  if cfg.task == "regression":
-    pred = predict_all(predict, params, frozen, x)[:, 0]
-    return float(np.sqrt(np.mean(np.square(pred - y))))
-  return error_count(predict, params, frozen, x, y, cfg.parameterization) / len(x)
+  return float(errors_from_outputs(predict_all(predict, params, frozen, x), y, cfg))
+
+
+def init_indices(seed: int, n: int, k: int) -> np.ndarray:
+  """The ``k`` training examples used for data-dependent init, a function of ``seed``."""
+  return np.random.default_rng([seed, 10**6]).permutation(n)[:k]
+
+
+def classifier_bytes(state: TrainState) -> bytes:
+  """The averaged discriminator (``params`` + frozen collections) as flax msgpack."""
+  import flax.serialization
+  return flax.serialization.to_bytes({"params": state.d_avg, **state.d_frozen})
 
 
 # --------------------------------------------------------------------------- host loop
@@ -405,8 +417,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   m, chunk, predict = _compiled(_graph_config(cfg), tuple(splits.x_unl.shape[1:]),
                                 splits.num_classes, iters, epochs, mode, mesh)
   rep = NamedSharding(mesh, P())
-  init_rng = np.random.default_rng([cfg.seed, 10**6])
-  init_idx = init_rng.permutation(len(splits.x_unl))[: cfg.init_examples]
+  init_idx = init_indices(cfg.seed, len(splits.x_unl), cfg.init_examples)
   state = jax.device_put(
       init_state(m, jax.random.key(cfg.seed), jnp.asarray(splits.x_unl[init_idx]), mode), rep)
   device_data = jax.device_put({"x_lab": splits.x_lab, "y_lab": splits.y_lab,
@@ -419,9 +430,10 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   ckpt = None
   extra = {"lab_idx": np.asarray(splits.lab_idx, np.int64),
            "val_idx": np.asarray(splits.val_idx, np.int64)}
-  fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,
-                                          splits.x_val, splits.y_val)
   if workdir:
+    # Hashing the data costs a pass over it; only checkpointed runs need it.
+    fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,
+                                            splits.x_val, splits.y_val)
     cdir = os.path.join(workdir, f"checkpoints_{mode}")
     if fresh and os.path.isdir(cdir) and os.listdir(cdir):
       log(f"[{mode}] --fresh: moved existing checkpoints to {ckpt_lib.move_aside(cdir)}")
