@@ -34,11 +34,11 @@ class Config:
   data_seed: int = 1                   # chooses validation split and labeled subset
   seed: int = 0                        # parameters, noise and batch order
   # --- model
-  model: str = "mlp"                   # mlp | conv
+  model: str = "mlp"                   # mlp | conv (improved-gan 32x32) | dcgan (Odena-style)
   d_hidden: Tuple[int, ...] = (1000, 500, 250, 250, 250)
   g_hidden: Tuple[int, ...] = (500, 500)
-  d_width: int = 96                    # conv discriminator first-stage channels
-  g_width: int = 128                   # conv generator last-stage channels
+  d_width: int = 96                    # conv/dcgan discriminator first-stage channels
+  g_width: int = 128                   # conv/dcgan generator last-stage channels
   input_noise: float = 0.3
   hidden_noise: float = 0.5
   latent_dim: int = 100
@@ -49,7 +49,13 @@ class Config:
   task: str = "classification"         # classification | regression (two-headed discriminator)
   regression_loss: str = "squared"     # squared | huber (regression head, labeled rows)
   huber_delta: float = 1.0
-  g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax
+  g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax | wasserstein
+  d_objective: str = "gan"             # gan (Salimans real/fake log-loss) | wasserstein (critic + GP)
+  gp_weight: float = 10.0              # gradient-penalty weight (d_objective=wasserstein)
+  entropy_weight: float = 0.0          # Bad-GAN conditional entropy on unlabeled logits (D)
+  pullaway_weight: float = 0.0         # Bad-GAN pull-away term on generated features (G)
+  conditional: bool = False            # generator takes the class; G(z, c) should look like c
+  cond_weight: float = 1.0             # weight of the generator's class cross-entropy
   fm_order: int = 2                    # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
   unlabeled_weight: float = 1.0
   # --- optimisation
@@ -189,10 +195,22 @@ def _check_values(cfg: Config) -> None:
   if cfg.task == "regression" and cfg.parameterization != "k":
     raise SganError("task='regression' uses one real/fake logit; set parameterization='k'.")
   _choice(cfg, "on_nonfinite", ("stop", "rollback"))
-  _choice(cfg, "model", ("mlp", "conv"))
+  _choice(cfg, "model", ("mlp", "conv", "dcgan"))
   _choice(cfg, "parameterization", ("k", "k+1"))
   _choice(cfg, "compute_dtype", ("float32", "bfloat16"))
-  _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax"))
+  _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax", "wasserstein"))
+  _choice(cfg, "d_objective", ("gan", "wasserstein"))
+  for n in ("gp_weight", "entropy_weight", "pullaway_weight", "cond_weight"):
+    if getattr(cfg, n) < 0:
+      raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")
+  if cfg.conditional and cfg.task == "regression":
+    raise SganError("conditional=True generates samples of a chosen class; it needs "
+                    "task='classification'.")
+  if cfg.entropy_weight > 0 and cfg.task == "regression":
+    raise SganError("entropy_weight > 0 needs class probabilities; it applies to "
+                    "task='classification' only.")
+  if cfg.pullaway_weight > 0 and cfg.batch_size < 2:
+    raise SganError("pullaway_weight > 0 compares generated samples pairwise; use batch_size >= 2.")
   _choice(cfg, "fm_order", (1, 2))
   if any(h <= 0 for h in cfg.d_hidden + cfg.g_hidden):
     raise SganError("d_hidden and g_hidden widths must all be > 0.")

@@ -158,3 +158,86 @@ def error_rate(logits: jax.Array, labels: jax.Array,
   """Fraction of examples whose argmax over the K class logits is not the label."""
   pred = jnp.argmax(class_logits(logits, parameterization), axis=-1)
   return jnp.mean(pred != labels)
+
+
+# --------------------------------------------------------------------------- toolbox extras
+def critic_value(logits: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """Wasserstein critic value ``C(x) = Z(x)`` read from the classifier logits: ``(B,)``.
+
+  Using the real-vs-fake logit as the critic keeps the K-class head untouched: the
+  supervised loss still sees ``softmax(l)`` and the critic only moves ``logsumexp(l)``.
+  """
+  return real_logit(logits, parameterization)
+
+
+def d_wasserstein(logits_unl: jax.Array, logits_fake: jax.Array,
+                  parameterization: Parameterization = "k") -> jax.Array:
+  """Wasserstein critic loss ``mean C(G(z)) - mean C(x)`` (scalar, to minimise).
+
+  Add :func:`gradient_penalty` (WGAN-GP, Gulrajani et al. 2017) to keep C 1-Lipschitz.
+  Args: ``(B_u, K[+1])`` and ``(B_f, K[+1])`` logits.
+  """
+  return (jnp.mean(critic_value(logits_fake, parameterization))
+          - jnp.mean(critic_value(logits_unl, parameterization)))
+
+
+def g_wasserstein(logits_fake: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """Wasserstein generator loss ``-mean C(G(z))`` (scalar)."""
+  return -jnp.mean(critic_value(logits_fake, parameterization))
+
+
+def interpolate(key: jax.Array, x_real: jax.Array, x_fake: jax.Array) -> jax.Array:
+  """``eps * x_real + (1 - eps) * x_fake`` with one ``eps ~ U(0, 1)`` per example.
+
+  Args: ``x_real``, ``x_fake``: ``(B, ...)`` of equal shapes. Returns ``(B, ...)``.
+  """
+  eps = jax.random.uniform(key, (x_real.shape[0],) + (1,) * (x_real.ndim - 1), x_real.dtype)
+  return eps * x_real + (1 - eps) * x_fake
+
+
+def gradient_penalty(critic_fn, x: jax.Array) -> jax.Array:
+  """WGAN-GP penalty ``mean_b (||d C(x_b) / d x_b||_2 - 1)^2`` (scalar).
+
+  Args:
+    critic_fn: ``(B, ...) -> (B,)`` critic values; each output must depend only on its
+      own example (true for the discriminators here: no batch statistics), so the
+      gradient of the sum gives every example's own input gradient.
+    x: ``(B, ...)`` points to penalise, usually :func:`interpolate` of real and fake.
+  """
+  grads = jax.grad(lambda t: jnp.sum(critic_fn(t)))(x)
+  norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(x.shape[0], -1)), axis=-1) + 1e-12)
+  return jnp.mean(jnp.square(norms - 1.0))
+
+
+def conditional_entropy(logits: jax.Array, parameterization: Parameterization = "k") -> jax.Array:
+  """Mean entropy of ``p(y | x)`` over the K classes (scalar), Bad-GAN's term on unlabeled data.
+
+  ``-mean_b sum_k p_k log p_k`` with ``p = softmax(class_logits)``; the discriminator
+  minimises it (weighted) to make confident predictions on real unlabeled data.
+  Args: ``logits``: ``(B, K[+1])``.
+  """
+  logp = jax.nn.log_softmax(class_logits(logits, parameterization), axis=-1)
+  return -jnp.mean(jnp.sum(jnp.exp(logp) * logp, axis=-1))
+
+
+def pull_away(features: jax.Array) -> jax.Array:
+  """Pull-away term (Zhao et al. 2017; Dai et al. 2017) on generated features (scalar).
+
+  ``1/(B(B-1)) sum_{i != j} cos(f_i, f_j)^2``: small when the generated samples'
+  features point in different directions, so the generator is pushed to spread out.
+  Args: ``features``: ``(B, F)``, B >= 2.
+  """
+  f = features * jax.lax.rsqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True) + 1e-12)
+  cos2 = jnp.square(f @ f.T)
+  b = features.shape[0]
+  return (jnp.sum(cos2) - jnp.sum(jnp.diagonal(cos2))) / (b * (b - 1))
+
+
+def conditional_xent(logits_fake: jax.Array, classes: jax.Array,
+                     parameterization: Parameterization = "k") -> jax.Array:
+  """Generator loss for class-conditional samples: cross-entropy of the requested classes.
+
+  The discriminator's K-class prediction on ``G(z, c)`` should be ``c``; this is
+  :func:`supervised_xent` applied to generated samples. Args: ``(B, K[+1])``, ``(B,)``.
+  """
+  return supervised_xent(logits_fake, classes, parameterization)

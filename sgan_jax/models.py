@@ -41,7 +41,9 @@ class MLPDiscriminator(nn.Module):
   dtype: jnp.dtype | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False):
+  def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,
+               groups: int = 1):
+    del groups  # no batch statistics: streams can share one pass
     x = x.reshape(x.shape[0], -1)
     x = GaussianNoise(self.input_noise)(x, deterministic=not train)
     feat = x
@@ -68,10 +70,12 @@ class MLPGenerator(nn.Module):
   hidden: Sequence[int] = (500, 500)
   output_activation: str = "sigmoid"
   dtype: jnp.dtype | None = None
+  num_classes: int = 0  # > 0: class-conditional, G(z, c) with c one-hot beside z
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True, init_mode: bool = False):
-    h = z
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = True,
+               init_mode: bool = False):
+    h = _condition(z, labels, self.num_classes)
     for width in self.hidden:
       h = nn.Dense(width, use_bias=False, kernel_init=glorot, dtype=self.dtype)(h)
       h = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9,
@@ -81,6 +85,18 @@ class MLPGenerator(nn.Module):
                 dtype=self.dtype)(h, False)
     x = _activate(x.astype(jnp.float32), self.output_activation)
     return x.reshape(z.shape[0], *self.out_shape)
+
+
+def _condition(z: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
+  """``z (B, L)`` -> ``[z, onehot(labels)] (B, L + K)`` for a conditional generator."""
+  if num_classes == 0:
+    if labels is not None:
+      raise ValueError("labels were passed to an unconditional generator (num_classes=0)")
+    return z
+  if labels is None:
+    raise ValueError(f"this generator is class-conditional (num_classes={num_classes}); "
+                     "pass labels of shape (B,)")
+  return jnp.concatenate([z, jax.nn.one_hot(labels, num_classes, dtype=z.dtype)], axis=-1)
 
 
 def _activate(x, name: str):
@@ -109,7 +125,9 @@ class ConvDiscriminator(nn.Module):
   dtype: jnp.dtype | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False):
+  def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,
+               groups: int = 1):
+    del groups  # no batch statistics: streams can share one pass
     lrelu = lambda t: nn.leaky_relu(t, 0.2)
     drop = lambda r, t: nn.Dropout(r, rng_collection="noise")(t, deterministic=not train)
     w1, w2 = self.width, 2 * self.width
@@ -144,9 +162,12 @@ class ConvGenerator(nn.Module):
   width: int = 128
   output_activation: str = "tanh"
   dtype: jnp.dtype | None = None
+  num_classes: int = 0  # > 0: class-conditional
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True, init_mode: bool = False):
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = True,
+               init_mode: bool = False):
+    z = _condition(z, labels, self.num_classes)
     bn = lambda t: nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9,
                                 epsilon=1e-4, dtype=self.dtype)(t)
     h, w, c = self.out_shape
@@ -161,4 +182,112 @@ class ConvGenerator(nn.Module):
                            kernel_init=init, dtype=self.dtype)(x)
       x = nn.relu(bn(x))
     x = WNConvTranspose(c, train_scale=True, init_scale=0.1, dtype=self.dtype)(x, init_mode)
+    return _activate(x.astype(jnp.float32), self.output_activation)
+
+
+class StreamBatchNorm(nn.Module):
+  """Batch norm whose training statistics are computed per stream.
+
+  A training batch ``(G * B, ..., C)`` holds ``G`` equal streams (labeled, unlabeled,
+  generated); each is normalised with its own mean and variance, as when the streams go
+  through the network in separate calls (DCGAN practice: real and fake batches are
+  never mixed in one batch norm). Running averages (``batch_stats``) are over all
+  streams and are what evaluation uses.
+  """
+
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, groups: int = 1) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,))
+    ra_var = self.variable("batch_stats", "var", jnp.ones, (c,))
+    if not train:
+      mean, var = ra_mean.value, ra_var.value
+      y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+    else:
+      if x.shape[0] % groups:
+        raise ValueError(f"batch {x.shape[0]} does not split into {groups} equal streams")
+      xg = x.astype(jnp.float32).reshape(groups, -1, *x.shape[1:])
+      axes = tuple(range(1, xg.ndim - 1))
+      mean = jnp.mean(xg, axis=axes, keepdims=True)
+      var = jnp.mean(jnp.square(xg - mean), axis=axes, keepdims=True)
+      y = ((xg - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
+      if not self.is_initializing():
+        m = self.momentum
+        ra_mean.value = m * ra_mean.value + (1 - m) * jnp.mean(mean.reshape(groups, c), axis=0)
+        ra_var.value = m * ra_var.value + (1 - m) * jnp.mean(var.reshape(groups, c), axis=0)
+    return (y * scale + bias).astype(self.dtype or x.dtype)
+
+
+class DCGANDiscriminator(nn.Module):
+  """DCGAN-style discriminator for small images (Odena 2016 SGAN; GUIDE section 5).
+
+  Four 3x3 convs with channels ``width * (1, 2, 4, 8)`` and strides ``(2, 2, 2, 1)``,
+  leaky ReLU 0.2 and dropout ``dropout`` after each; batch norm (per stream, see
+  :class:`StreamBatchNorm`) on every conv except the first (input) one; global average
+  pooling (the feature-matching feature); a dense head with ``num_classes`` (+1 fake)
+  outputs and no batch norm. ``groups`` is the number of equal streams in a training
+  batch.
+  """
+
+  num_classes: int = 10
+  width: int = 32
+  fake_logit: bool = True
+  dtype: jnp.dtype | None = None
+  dropout: float = 0.25
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,
+               groups: int = 1):
+    del init_mode  # no weight norm here
+    h = x.astype(self.dtype or x.dtype)
+    for i, (mult, stride) in enumerate(((1, 2), (2, 2), (4, 2), (8, 1))):
+      h = nn.Conv(self.width * mult, (3, 3), strides=(stride, stride), padding="SAME",
+                  kernel_init=nn.initializers.normal(0.02), use_bias=(i == 0),
+                  dtype=self.dtype)(h)
+      if i > 0:
+        h = StreamBatchNorm(dtype=self.dtype)(h, train, groups)
+      h = nn.leaky_relu(h, 0.2)
+      h = nn.Dropout(self.dropout, rng_collection="noise")(h, deterministic=not train)
+    feat = jnp.mean(h.astype(jnp.float32), axis=(1, 2))
+    logits = nn.Dense(self.num_classes + int(self.fake_logit), dtype=self.dtype)(feat)
+    return logits.astype(jnp.float32), feat
+
+
+class DCGANGenerator(nn.Module):
+  """DCGAN-style generator: ``z -> Dense (H/4)(W/4)(2 width), BN, ReLU -> deconv 2x to
+  width channels, BN, ReLU -> deconv 2x to C channels`` with the output activation.
+
+  For 28x28x1 MNIST with ``width=64``: 7x7x128 -> 14x14x64 -> 28x28x1.
+  """
+
+  out_shape: Sequence[int] = (28, 28, 1)
+  width: int = 64
+  output_activation: str = "sigmoid"
+  dtype: jnp.dtype | None = None
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = True,
+               init_mode: bool = False):
+    del init_mode
+    h, w, c = self.out_shape
+    if h % 4 or w % 4:
+      raise ValueError(f"DCGANGenerator needs height and width divisible by 4, got {self.out_shape}")
+    bn = lambda t: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                dtype=self.dtype)(t)
+    init = nn.initializers.normal(0.02)
+    x = _condition(z, labels, self.num_classes)
+    x = nn.Dense((h // 4) * (w // 4) * 2 * self.width, kernel_init=init, dtype=self.dtype)(x)
+    x = nn.relu(bn(x)).reshape(z.shape[0], h // 4, w // 4, 2 * self.width)
+    x = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
+                         use_bias=False, dtype=self.dtype)(x)
+    x = nn.relu(bn(x))
+    x = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
+                         dtype=self.dtype)(x)
     return _activate(x.astype(jnp.float32), self.output_activation)

@@ -35,7 +35,8 @@ from sgan_jax import data as data_lib
 from sgan_jax import losses
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
-from sgan_jax.models import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+from sgan_jax.models import (ConvDiscriminator, ConvGenerator, DCGANDiscriminator, DCGANGenerator,
+                             MLPDiscriminator, MLPGenerator)
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any
@@ -48,7 +49,8 @@ class TrainState:
 
   step: jax.Array            # () int32, iterations done
   d_params: PyTree           # trainable discriminator parameters
-  d_frozen: PyTree           # {"weightnorm": ...} frozen weight-norm scales
+  d_frozen: PyTree           # not trained by gradient: {"weightnorm": frozen scales} and/or
+                             # {"batch_stats": running averages} (DCGAN discriminator)
   d_opt: PyTree
   d_avg: PyTree              # Polyak average of d_params, started at zero
   g_params: Optional[PyTree]
@@ -76,18 +78,23 @@ def build_models(cfg: Config, example_shape: tuple, num_classes: int, iters_per_
   dtype = jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else None
   act = {"0,1": "sigmoid", "-1,1": "tanh", "none": "linear"}[cfg.pixel_range]
   fake = cfg.parameterization == "k+1"
+  cond = num_classes if cfg.conditional else 0
   # Regression: output 0 is the regression head, output 1 the real/fake logit Z.
   outputs = 2 if cfg.task == "regression" else num_classes
   if cfg.model == "mlp":
     disc = MLPDiscriminator(outputs, tuple(cfg.d_hidden), cfg.input_noise, cfg.hidden_noise,
                             fake, dtype)
-    gen = MLPGenerator(tuple(example_shape), tuple(cfg.g_hidden), act, dtype)
+    gen = MLPGenerator(tuple(example_shape), tuple(cfg.g_hidden), act, dtype, cond)
   else:
     if len(example_shape) != 3:
-      raise SganError(f"model='conv' needs images (H, W, C); the data has examples of shape "
-                      f"{example_shape}. Use model='mlp' for feature vectors.")
-    disc = ConvDiscriminator(outputs, cfg.d_width, fake, dtype)
-    gen = ConvGenerator(tuple(example_shape), cfg.g_width, act, dtype)
+      raise SganError(f"model={cfg.model!r} needs images (H, W, C); the data has examples of "
+                      f"shape {example_shape}. Use model='mlp' for feature vectors.")
+    if cfg.model == "conv":
+      disc = ConvDiscriminator(outputs, cfg.d_width, fake, dtype)
+      gen = ConvGenerator(tuple(example_shape), cfg.g_width, act, dtype, cond)
+    else:
+      disc = DCGANDiscriminator(outputs, cfg.d_width, fake, dtype)
+      gen = DCGANGenerator(tuple(example_shape), cfg.g_width, act, dtype, cond)
   epochs = epochs or cfg.epochs
   sched = lr_schedule(cfg.lr, iters_per_epoch, epochs, cfg.lr_decay_epochs)
   tx = lambda: optax.adam(sched, b1=cfg.b1, b2=cfg.b2, eps=0.0, eps_root=cfg.eps_root)
@@ -123,15 +130,18 @@ def init_state(m: Models, key: jax.Array, init_batch: jax.Array, mode: str = "sg
   d_vars = m.disc.init({"params": k_d, "noise": k_noise}, x0, train=False)
   # Data-dependent init runs in training mode (noise/dropout on), as the reference does.
   _, d_vars = m.disc.apply(d_vars, init_batch, train=True, init_mode=True,
-                           mutable=["params", "weightnorm"], rngs={"noise": k_noise})
+                           mutable=["params", "weightnorm", "batch_stats"],
+                           rngs={"noise": k_noise})
   d_params = d_vars["params"]
   d_frozen = {k: v for k, v in d_vars.items() if k != "params"}
   g_params = g_state = g_opt = None
   if mode == "sgan":
     z = sample_z(k_z, init_batch.shape[0], m.cfg.latent_dim)
-    g_vars = m.gen.init({"params": k_g, "noise": k_gnoise}, z[:2], train=False)
+    c = sample_classes(m, jax.random.fold_in(k_z, 1), init_batch.shape[0])
+    g_vars = m.gen.init({"params": k_g, "noise": k_gnoise}, z[:2],
+                        None if c is None else c[:2], train=False)
     # Only layers that take init_mode (the conv generator's output layer) change here.
-    _, g_vars = m.gen.apply(g_vars, z, train=True, init_mode=True,
+    _, g_vars = m.gen.apply(g_vars, z, c, train=True, init_mode=True,
                             mutable=["params", "batch_stats"])
     g_params = g_vars["params"]
     g_state = {k: v for k, v in g_vars.items() if k != "params"}
@@ -144,6 +154,13 @@ def init_state(m: Models, key: jax.Array, init_batch: jax.Array, mode: str = "sg
 def sample_z(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
   """Latent codes ``z ~ U(0, 1)^latent_dim`` as in the reference: ``(n, latent_dim)``."""
   return jax.random.uniform(key, (n, latent_dim))
+
+
+def sample_classes(m: "Models", key: jax.Array, n: int) -> Optional[jax.Array]:
+  """Uniform class ids ``(n,)`` for a conditional generator; None for an unconditional one."""
+  if not m.cfg.conditional:
+    return None
+  return jax.random.randint(key, (n,), 0, m.num_classes)
 
 
 def _check_mode(mode):
@@ -186,67 +203,100 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
 
   if mode == "sgan":
     z = sample_z(k_z, b_unl, cfg.latent_dim)
-    x_fake, g_upd = m.gen.apply({"params": state.g_params, **g_state}, z, train=True,
+    c_fake = sample_classes(m, jax.random.fold_in(k_z, 1), b_unl)
+    x_fake, g_upd = m.gen.apply({"params": state.g_params, **g_state}, z, c_fake, train=True,
                                 mutable=["batch_stats"])
     g_state = {**g_state, **g_upd}
-    x_fake = jax.lax.stop_gradient(x_fake)
-    x_all = jnp.concatenate([x_lab, x_unl, x_fake.astype(x_lab.dtype)])
+    x_fake = jax.lax.stop_gradient(x_fake).astype(x_lab.dtype)
+    x_all = jnp.concatenate([x_lab, x_unl, x_fake])
   else:
     x_all = x_lab
 
+  def d_apply(d_params, x, key, groups):
+    """Training-mode forward; returns ``((logits, features), batch_stats updates)``."""
+    return m.disc.apply({"params": d_params, **state.d_frozen}, x, train=True, groups=groups,
+                        rngs={"noise": key}, mutable=["batch_stats"])
+
+  def real_fake_part(logits):
+    # Regression: output 1 is the real/fake logit Z, so D(x) = sigmoid(Z).
+    return logits[:, 1:] if cfg.task == "regression" else logits
+
   def d_loss_fn(d_params):
-    # One forward pass over all streams: the discriminator has no batch statistics and
-    # its noise is per example, so this equals three separate passes.
-    logits, _ = m.disc.apply({"params": d_params, **state.d_frozen}, x_all, train=True,
-                             rngs={"noise": k_d})
+    # One forward pass over all streams. Noise is per example and batch norm (DCGAN
+    # discriminator only) normalises each stream on its own, so this equals one pass
+    # per stream.
+    (logits, _), d_upd = d_apply(d_params, x_all, k_d, x_all.shape[0] // b_lab)
     l_lab = logits[:b_lab]
     if cfg.task == "regression":
       sup = losses.regression_loss(l_lab[:, 0], y_lab, cfg.regression_loss, cfg.huber_delta)
       out = {"loss_lab": sup, "train_err": jnp.sqrt(jnp.mean(jnp.square(l_lab[:, 0] - y_lab)))}
-      real_fake = logits[:, 1:]  # one logit: Z itself, D(x) = sigmoid(Z)
     else:
       sup = losses.supervised_xent(l_lab, y_lab, param)
       out = {"loss_lab": sup, "train_err": losses.error_rate(l_lab, y_lab, param)}
-      real_fake = logits
     total = sup
     if mode == "sgan":
-      unsup = losses.d_unsupervised(real_fake[b_lab:b_lab + b_unl], real_fake[b_lab + b_unl:],
-                                    param)
-      total = sup + cfg.unlabeled_weight * unsup
+      rf = real_fake_part(logits)
+      rf_unl, rf_fake = rf[b_lab:b_lab + b_unl], rf[b_lab + b_unl:]
+      if cfg.d_objective == "wasserstein":
+        unsup = losses.d_wasserstein(rf_unl, rf_fake, param)
+        k_eps, k_gp = jax.random.split(jax.random.fold_in(k_d, 1))
+        x_hat = losses.interpolate(k_eps, x_unl, x_fake)
+        critic = lambda t: losses.critic_value(
+            real_fake_part(d_apply(d_params, t, k_gp, 1)[0][0]), param)
+        gp = losses.gradient_penalty(critic, x_hat)
+        out["loss_gp"] = gp
+        unsup = unsup + cfg.gp_weight * gp
+      else:
+        unsup = losses.d_unsupervised(rf_unl, rf_fake, param)
       out["loss_unl"] = unsup
-    return total, out
+      total = total + cfg.unlabeled_weight * unsup
+      if cfg.entropy_weight > 0:
+        ent = losses.conditional_entropy(logits[b_lab:b_lab + b_unl], param)
+        out["loss_ent"] = ent
+        total = total + cfg.entropy_weight * ent
+    return total, (out, d_upd)
 
-  d_grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
+  d_grads, (metrics, d_upd) = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
   d_updates, d_opt = m.tx_d.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
   d_avg = optax.incremental_update(d_params, state.d_avg, cfg.avg_rate)
-  new = state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt, d_avg=d_avg, key=key)
+  new = state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt, d_avg=d_avg, key=key,
+                      d_frozen={**state.d_frozen, **d_upd})
   if mode == "supervised":
     return new, metrics
 
   z2 = sample_z(k_z2, x_unl2.shape[0], cfg.latent_dim)
+  c2 = sample_classes(m, jax.random.fold_in(k_z2, 1), x_unl2.shape[0])
 
   def g_loss_fn(g_params):
-    x_gen, upd = m.gen.apply({"params": g_params, **g_state}, z2, train=True,
+    x_gen, upd = m.gen.apply({"params": g_params, **g_state}, z2, c2, train=True,
                              mutable=["batch_stats"])
     both = jnp.concatenate([x_unl2, x_gen.astype(x_unl2.dtype)])
-    logits, feats = m.disc.apply({"params": d_params, **state.d_frozen}, both, train=True,
-                                 rngs={"noise": k_g})
+    # The generator step reads D's running statistics but does not update them.
+    (logits, feats), _ = d_apply(d_params, both, k_g, 2)
     n = x_unl2.shape[0]
+    fake_rf = real_fake_part(logits[n:])
+    parts = {}
     if cfg.g_loss == "feature_matching":
       loss = losses.feature_matching(feats[:n], feats[n:], cfg.fm_order)
+    elif cfg.g_loss == "non_saturating":
+      loss = losses.g_non_saturating(fake_rf, param)
+    elif cfg.g_loss == "wasserstein":
+      loss = losses.g_wasserstein(fake_rf, param)
     else:
-      fake_logits = logits[n:, 1:] if cfg.task == "regression" else logits[n:]
-      if cfg.g_loss == "non_saturating":
-        loss = losses.g_non_saturating(fake_logits, param)
-      else:
-        loss = losses.g_minimax(fake_logits, param)
-    return loss, upd
+      loss = losses.g_minimax(fake_rf, param)
+    if cfg.pullaway_weight > 0:
+      parts["loss_pt"] = losses.pull_away(feats[n:])
+      loss = loss + cfg.pullaway_weight * parts["loss_pt"]
+    if cfg.conditional:
+      parts["loss_cond"] = losses.conditional_xent(logits[n:], c2, param)
+      loss = loss + cfg.cond_weight * parts["loss_cond"]
+    return loss, (upd, parts)
 
-  (g_loss, g_upd), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+  (g_loss, (g_upd, g_parts)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
   g_updates, g_opt = m.tx_g.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
-  metrics["loss_gen"] = g_loss
+  metrics = {**metrics, **g_parts, "loss_gen": g_loss}
   return new.replace(g_params=g_params, g_state={**g_state, **g_upd}, g_opt=g_opt), metrics
 
 

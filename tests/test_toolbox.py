@@ -1,0 +1,166 @@
+"""Issue 7's objectives (Wasserstein + GP, Bad-GAN entropy and pull-away), the class-
+conditional generator, and the DCGAN-style pair: losses against independent formulas,
+and each option training end to end."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgan_jax import data, losses, models, train
+from sgan_jax.config import Config
+from sgan_jax.errors import SganError
+from tests.helpers import blobs, tiny_config
+
+RNG = np.random.default_rng(0)
+
+
+def _lse(a):
+  m = a.max(-1, keepdims=True)
+  return (m + np.log(np.exp(a - m).sum(-1, keepdims=True)))[:, 0]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_wasserstein_losses_match_formula(jit):
+  lu, lf = RNG.normal(size=(7, 4)) * 3, RNG.normal(size=(5, 4)) * 3
+  f = jax.jit(losses.d_wasserstein, static_argnums=2) if jit else losses.d_wasserstein
+  np.testing.assert_allclose(f(lu, lf, "k"), _lse(lf).mean() - _lse(lu).mean(), rtol=1e-5)
+  np.testing.assert_allclose(losses.g_wasserstein(lf), -_lse(lf).mean(), rtol=1e-5)
+  # K+1: critic = logsumexp over the K real logits minus the fake logit.
+  lu1 = np.concatenate([lu, RNG.normal(size=(7, 1))], 1)
+  lf1 = np.concatenate([lf, RNG.normal(size=(5, 1))], 1)
+  want = (_lse(lf1[:, :4]) - lf1[:, 4]).mean() - (_lse(lu1[:, :4]) - lu1[:, 4]).mean()
+  np.testing.assert_allclose(losses.d_wasserstein(lu1, lf1, "k+1"), want, rtol=1e-5)
+
+
+def test_gradient_penalty_known_gradient_norms():
+  # Linear critic C(x) = x.w: gradient w everywhere, penalty (|w| - 1)^2.
+  w = jnp.array([3.0, 4.0])
+  x = jnp.asarray(RNG.normal(size=(6, 2)), jnp.float32)
+  assert float(losses.gradient_penalty(lambda t: t @ w, x)) == pytest.approx(16.0, rel=1e-5)
+  unit = w / 5.0
+  assert float(losses.gradient_penalty(lambda t: t @ unit, x)) == pytest.approx(0.0, abs=1e-6)
+  # C(x) = |x|^2 / 2 per example on images: gradient x_b, penalty mean (|x_b| - 1)^2.
+  imgs = jnp.asarray(RNG.normal(size=(5, 3, 3, 1)), jnp.float32)
+  want = np.mean((np.linalg.norm(np.asarray(imgs).reshape(5, -1), axis=1) - 1) ** 2)
+  got = jax.jit(lambda t: losses.gradient_penalty(lambda u: 0.5 * jnp.sum(u ** 2, (1, 2, 3)), t))(imgs)
+  assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_interpolate_lies_on_segments():
+  a, b = jnp.zeros((50, 2, 2)), jnp.ones((50, 2, 2))
+  x = losses.interpolate(jax.random.key(0), a, b)
+  eps = np.asarray(x)[:, 0, 0]
+  np.testing.assert_allclose(np.asarray(x), np.broadcast_to(eps[:, None, None], x.shape))
+  assert 0 <= eps.min() and eps.max() <= 1 and eps.std() > 0.1
+
+
+def test_conditional_entropy_matches_formula():
+  l = RNG.normal(size=(9, 5)) * 2
+  p = np.exp(l - _lse(l)[:, None])
+  np.testing.assert_allclose(losses.conditional_entropy(l), -(p * np.log(p)).sum(1).mean(),
+                             rtol=1e-5)
+  assert float(losses.conditional_entropy(jnp.zeros((3, 10)))) == pytest.approx(np.log(10), rel=1e-6)
+  assert float(losses.conditional_entropy(jnp.eye(4) * 100)) == pytest.approx(0.0, abs=1e-6)
+  # K+1: the fake column does not change the distribution over the K real classes.
+  l1 = np.concatenate([l, RNG.normal(size=(9, 1))], 1)
+  np.testing.assert_allclose(losses.conditional_entropy(l1, "k+1"),
+                             losses.conditional_entropy(l1[:, :5] - l1[:, 5:]), rtol=1e-5)
+
+
+def test_pull_away_matches_double_loop():
+  f = RNG.normal(size=(6, 4))
+  want = np.mean([(f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])) ** 2
+                  for i in range(6) for j in range(6) if i != j])
+  np.testing.assert_allclose(losses.pull_away(f), want, rtol=1e-5)
+  assert float(losses.pull_away(jnp.eye(3))) == pytest.approx(0.0, abs=1e-7)
+  assert float(losses.pull_away(jnp.ones((4, 3)))) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_conditional_xent_is_supervised_xent_on_requested_classes():
+  l, c = RNG.normal(size=(8, 3)), RNG.integers(0, 3, 8)
+  want = np.mean(_lse(l) - l[np.arange(8), c])
+  np.testing.assert_allclose(losses.conditional_xent(l, c), want, rtol=1e-5)
+
+
+def test_conditional_generator_uses_class():
+  g = models.MLPGenerator((4, 4, 1), (8,), num_classes=3)
+  z = jax.random.uniform(jax.random.key(0), (6, 5))
+  c = jnp.array([0, 1, 2, 0, 1, 2])
+  v = g.init(jax.random.key(1), z, c, train=False)
+  a = g.apply(v, z, c, train=False)
+  b = g.apply(v, z, (c + 1) % 3, train=False)
+  assert a.shape == (6, 4, 4, 1) and not np.allclose(a, b)
+  with pytest.raises(ValueError, match="class-conditional"):
+    g.apply(v, z, train=False)
+  with pytest.raises(ValueError, match="unconditional"):
+    models.MLPGenerator((4, 4, 1), (8,)).init(jax.random.key(1), z, c)
+
+
+def test_stream_batch_norm_normalises_each_stream_alone():
+  bn = models.StreamBatchNorm()
+  a = jnp.asarray(RNG.normal(size=(4, 3, 3, 2)) + 5, jnp.float32)
+  b = jnp.asarray(RNG.normal(size=(4, 3, 3, 2)) * 3, jnp.float32)
+  v = bn.init(jax.random.key(0), a, True)
+  both, _ = bn.apply(v, jnp.concatenate([a, b]), True, 2, mutable=["batch_stats"])
+  ya, _ = bn.apply(v, a, True, 1, mutable=["batch_stats"])
+  yb, _ = bn.apply(v, b, True, 1, mutable=["batch_stats"])
+  np.testing.assert_allclose(both, jnp.concatenate([ya, yb]), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(ya).mean((0, 1, 2)), 0.0, atol=1e-5)
+
+
+def test_dcgan_pair_shapes():
+  d = models.DCGANDiscriminator(10, width=4)
+  x = jnp.zeros((3, 28, 28, 1))
+  v = d.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x, train=False)
+  (logits, feat), _ = d.apply(v, x, train=True, rngs={"noise": jax.random.key(2)},
+                              mutable=["batch_stats"])
+  assert logits.shape == (3, 11) and feat.shape == (3, 32)
+  g = models.DCGANGenerator((28, 28, 1), width=8)
+  gv = g.init(jax.random.key(0), jnp.zeros((2, 10)), train=False)
+  out = g.apply(gv, jnp.zeros((2, 10)), train=False)
+  assert out.shape == (2, 28, 28, 1) and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def _splits(cfg, ds):
+  return data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=None,
+                          val_size=cfg.val_size, data_seed=cfg.data_seed)
+
+
+@pytest.mark.parametrize("kw,extra_metrics", [
+    (dict(d_objective="wasserstein", g_loss="wasserstein"), {"loss_gp"}),
+    (dict(d_objective="wasserstein"), {"loss_gp"}),
+    (dict(entropy_weight=1.0, pullaway_weight=1.0), {"loss_ent", "loss_pt"}),
+    (dict(conditional=True), {"loss_cond"}),
+    (dict(model="dcgan", d_width=4, g_width=4, parameterization="k+1", conditional=True,
+          g_loss="non_saturating"), {"loss_cond"}),
+])
+def test_objectives_train_end_to_end(kw, extra_metrics):
+  cfg = tiny_config(**kw)
+  out = train.train(cfg, _splits(cfg, blobs()), log=lambda s: None)
+  last = out["history"][-1]
+  assert extra_metrics <= set(last), set(last)
+  assert all(np.isfinite(last[k]) for k in extra_metrics | {"loss_gen", "loss_unl", "test_err"})
+
+
+def test_dcgan_eight_devices_match_one():
+  ds = blobs()
+  states = []
+  for n in (1, 8):
+    cfg = tiny_config(model="dcgan", d_width=4, g_width=4, parameterization="k+1",
+                      num_devices=n, epochs=1, val_size=0)
+    states.append(train.train(cfg, _splits(cfg, ds), log=lambda s: None)["state"])
+  for name in ("d_params", "d_frozen", "g_params", "g_state"):
+    for x, y in zip(jax.tree.leaves(getattr(states[0], name)),
+                    jax.tree.leaves(getattr(states[1], name))):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5,
+                                 err_msg=name)
+
+
+def test_new_config_values_are_checked():
+  with pytest.raises(SganError, match="d_objective"):
+    Config(d_objective="wgan")
+  with pytest.raises(SganError, match="entropy_weight"):
+    Config(entropy_weight=-1.0)
+  with pytest.raises(SganError, match="conditional"):
+    Config(conditional=True, task="regression", pixel_range="none")
