@@ -5,7 +5,9 @@ style); ``experiments/main.py`` is a thin command line over it. Each seed writes
 ``workdir/seed_<s>/``: ``config.json``, ``labeled_indices.npy`` (indices into the
 training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``, ``checkpoints_<mode>/``
 (orbax; a rerun resumes from them), ``classifier_<mode>.msgpack`` (averaged
-discriminator) and ``summary.json``.
+discriminator), ``generator.msgpack`` + ``model.json`` (see :mod:`sgan_jax.generate`),
+``samples/epoch_<e>.png`` (a fixed-latent sample grid per evaluation, image data) and
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from sgan_jax import data as data_lib
+from sgan_jax import generate
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 
@@ -74,6 +77,8 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
     if workdir:
       _atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"),
                     train_lib.classifier_bytes(out["state"]))
+      if mode == "sgan":
+        generate.save_generator(workdir, out["state"], splits.x_unl.shape[1:], ds.num_classes)
   summary["wall_s"] = round(time.time() - t0, 2)
   if workdir:
     _write_json(os.path.join(workdir, "summary.json"), summary)

@@ -33,11 +33,17 @@ class _WeightNorm(nn.Module):
   kernel_init: Callable = nn.initializers.normal(0.05)
   dtype: jnp.dtype | None = None  # computation dtype (params stay float32)
 
-  def _unit_kernel(self, shape) -> jax.Array:
-    """The kernel parameter, normalised to unit norm per output unit (last axis)."""
+  def _kernel(self, shape) -> tuple[jax.Array, jax.Array]:
+    """The kernel parameter ``v`` and ``1 / ||v||`` per output unit (last axis), ``(N,)``.
+
+    Layers compute ``(x @ v) * (scale / ||v||)`` rather than ``x @ (v / ||v||)``: the
+    same function, but the per-unit factor folds into the scale vector instead of a
+    pass over the whole kernel in the forward and backward passes (measurably faster
+    for the MNIST MLP, whose steps are bound by such elementwise passes on CPU).
+    """
     v = self.param("kernel", self.kernel_init, shape)
     axes = tuple(range(len(shape) - 1))
-    return v * jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=axes))
+    return v, jax.lax.rsqrt(WN_EPS + jnp.sum(jnp.square(v), axis=axes))
 
   def _scale_and_bias(self):
     if self.train_scale:
@@ -47,12 +53,12 @@ class _WeightNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     return scale, bias
 
-  def _finish(self, t, scale, bias, init_mode: bool):
-    """t: pre-activation of the unit-norm map, channels last."""
+  def _finish(self, t, inv_norm, scale, bias, init_mode: bool):
+    """t: pre-activation ``x @ v`` (channels last); inv_norm: ``1 / ||v||`` per unit."""
     if not init_mode:
-      return t * scale.astype(t.dtype) + bias.astype(t.dtype)
+      return t * (scale * inv_norm).astype(t.dtype) + bias.astype(t.dtype)
     axes = tuple(range(t.ndim - 1))
-    t = t.astype(jnp.float32) * scale
+    t = t.astype(jnp.float32) * inv_norm * scale
     mean = jnp.mean(t, axis=axes)
     inv_std = self.init_scale / jnp.sqrt(jnp.mean(jnp.square(t - mean), axis=axes) + 1e-12)
     if self.train_scale:
@@ -70,11 +76,11 @@ class WNDense(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    v = self._unit_kernel((x.shape[-1], self.features))
+    v, inv_norm = self._kernel((x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
     dtype = self.dtype or x.dtype
     t = jnp.dot(x.astype(dtype), v.astype(dtype))
-    return self._finish(t, scale, bias, init_mode)
+    return self._finish(t, inv_norm, scale, bias, init_mode)
 
 
 class WNConv(_WeightNorm):
@@ -86,13 +92,13 @@ class WNConv(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    v = self._unit_kernel((*self.kernel_size, x.shape[-1], self.features))
+    v, inv_norm = self._kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
     dtype = self.dtype or x.dtype
     t = jax.lax.conv_general_dilated(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), self.padding,
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return self._finish(t, scale, bias, init_mode)
+    return self._finish(t, inv_norm, scale, bias, init_mode)
 
 
 class WNConvTranspose(_WeightNorm):
@@ -106,13 +112,13 @@ class WNConvTranspose(_WeightNorm):
 
   @nn.compact
   def __call__(self, x: jax.Array, init_mode: bool = False) -> jax.Array:
-    v = self._unit_kernel((*self.kernel_size, x.shape[-1], self.features))
+    v, inv_norm = self._kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
     dtype = self.dtype or x.dtype
     t = jax.lax.conv_transpose(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), "SAME",
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return self._finish(t, scale, bias, init_mode)
+    return self._finish(t, inv_norm, scale, bias, init_mode)
 
 
 class GaussianNoise(nn.Module):

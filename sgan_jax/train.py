@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from sgan_jax import checkpoint as ckpt_lib
+from sgan_jax import images
 from sgan_jax import data as data_lib
 from sgan_jax import losses
 from sgan_jax.config import Config
@@ -424,7 +425,23 @@ def _compiled(cfg: Config, example_shape: tuple, num_classes: int, iters: int, e
   """
   m = build_models(cfg, example_shape, num_classes, iters, epochs)
   chunk = make_train_chunk(m, mode, mesh if mesh.size > 1 else None)
-  return m, chunk, make_predict(m)
+  return m, chunk, make_predict(m), make_sample_grid(m)
+
+
+def make_sample_grid(m: Models):
+  """Jitted ``(g_params, g_state) -> (100, *shape)`` samples from a fixed latent batch.
+
+  The same ``z`` (and, for a conditional generator, classes ``0..K-1`` repeated) at
+  every evaluation, so successive grids show how the generator evolves.
+  """
+  z = sample_z(jax.random.key(20161), 100, m.cfg.latent_dim)
+  labels = jnp.arange(100) % m.num_classes if m.cfg.conditional else None
+
+  @jax.jit
+  def grid(g_params, g_state):
+    return m.gen.apply({"params": g_params, **g_state}, z, labels, train=False)
+
+  return grid
 
 
 def _fmt_time(s: float) -> str:
@@ -464,8 +481,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   epochs = cfg.epochs if mode == "sgan" else (cfg.baseline_epochs or cfg.epochs)
   iters = cfg.iters_per_epoch or max(1, len(splits.x_unl) // cfg.batch_size)
   mesh = make_mesh(cfg.num_devices, cfg.batch_size)
-  m, chunk, predict = _compiled(_graph_config(cfg), tuple(splits.x_unl.shape[1:]),
-                                splits.num_classes, iters, epochs, mode, mesh)
+  m, chunk, predict, sample_grid = _compiled(_graph_config(cfg), tuple(splits.x_unl.shape[1:]),
+                                             splits.num_classes, iters, epochs, mode, mesh)
+  write_samples = bool(workdir) and mode == "sgan" and splits.x_unl.ndim == 4
   rep = NamedSharding(mesh, P())
   init_idx = init_indices(cfg.seed, len(splits.x_unl), cfg.init_examples)
   state = jax.device_put(
@@ -574,6 +592,12 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         if metrics_path:
           with open(metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+        if write_samples:
+          os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+          lo = -1.0 if cfg.pixel_range == "-1,1" else 0.0
+          images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"),
+                           np.asarray(sample_grid(state.g_params, state.g_state)), rows=10,
+                           value_range=(lo, 1.0))
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
         eta = (epochs - epoch) * iters / it_s if it_s else None
