@@ -50,6 +50,7 @@ class Config:
   regression_loss: str = "squared"     # squared | huber (regression head, labeled rows)
   huber_delta: float = 1.0
   g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax | wasserstein
+                                       # | non_saturating+feature_matching
   d_objective: str = "gan"             # gan (Salimans real/fake log-loss) | wasserstein (critic + GP)
   gp_weight: float = 10.0              # gradient-penalty weight (d_objective=wasserstein)
   entropy_weight: float = 0.0          # Bad-GAN conditional entropy on unlabeled logits (D)
@@ -198,7 +199,8 @@ def _check_values(cfg: Config) -> None:
   _choice(cfg, "model", ("mlp", "conv", "dcgan"))
   _choice(cfg, "parameterization", ("k", "k+1"))
   _choice(cfg, "compute_dtype", ("float32", "bfloat16"))
-  _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax", "wasserstein"))
+  _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax", "wasserstein",
+                          "non_saturating+feature_matching"))
   _choice(cfg, "d_objective", ("gan", "wasserstein"))
   for n in ("gp_weight", "entropy_weight", "pullaway_weight", "cond_weight"):
     if getattr(cfg, n) < 0:

@@ -282,6 +282,9 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
       loss = losses.feature_matching(feats[:n], feats[n:], cfg.fm_order)
     elif cfg.g_loss == "non_saturating":
       loss = losses.g_non_saturating(fake_rf, param)
+    elif cfg.g_loss == "non_saturating+feature_matching":  # Odena-style DCGAN recipe
+      loss = (losses.g_non_saturating(fake_rf, param)
+              + losses.feature_matching(feats[:n], feats[n:], cfg.fm_order))
     elif cfg.g_loss == "wasserstein":
       loss = losses.g_wasserstein(fake_rf, param)
     else:
@@ -521,7 +524,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                         f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
                         "labeled subset or validation split). Use another --workdir or --fresh.")
       state, _ = ckpt.restore(latest, state, extra, rep)
-      epoch, history, best = meta["epoch"], meta["history"], meta["best"]
+      epoch, best = meta["epoch"], meta["best"]
+      history = _history_at(os.path.join(workdir, f"metrics_{mode}.jsonl"), meta, log)
       t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
       log(f"[{mode}] resumed from {cdir}/{latest}: epoch {epoch}, step {int(state.step)}")
 
@@ -536,8 +540,11 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
 
   def save(ep, val_err):
     if ckpt is not None:
+      # The metrics file holds the history; the checkpoint records how much of it is
+      # its own (and the last record), so saves stay O(1) however long the run.
       meta = {"mode": mode, "epoch": ep, "step": int(state.step), "config": cfg.to_dict(),
-              "data_fingerprint": fingerprint, "history": history, "best": best,
+              "data_fingerprint": fingerprint, "n_history": len(history),
+              "last_record": history[-1] if history else None, "best": best,
               "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters}
       ckpt.save(ep, state, extra, meta, val_err)
 
@@ -570,7 +577,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           meta = ckpt.read_meta(latest)
           state, _ = ckpt.restore(latest, state, extra, rep)
           state = state.replace(key=jax.random.fold_in(state.key, 7919 * rollbacks))
-          epoch, history, best = meta["epoch"], meta["history"], meta["best"]
+          epoch, best = meta["epoch"], meta["best"]
+          history = _history_at(metrics_path, meta, log)
           rewrite_metrics()
           log(f"[{mode}] non-finite {name}={value} at {where}: rolled back to epoch {latest} "
               f"with a new key (rollback {rollbacks}/3)")
@@ -636,6 +644,28 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
     summary.update(best_val_err=best["val_err"], best_val_epoch=best["epoch"],
                    selected_test_err=best["test_err"])
   return {"summary": summary, "history": history, "state": state, "models": m}
+
+
+def _history_at(metrics_path: str, meta: dict, log) -> list:
+  """The metrics records a checkpoint had written: the first ``n_history`` of the file."""
+  n = meta["n_history"]
+  recs = []
+  if os.path.exists(metrics_path):
+    with open(metrics_path) as f:
+      for line in f:
+        if len(recs) == n:
+          break
+        try:
+          recs.append(json.loads(line))
+        except json.JSONDecodeError:
+          break  # a line cut by a kill: everything after it is newer than the checkpoint
+  if len(recs) < n:
+    log(f"[warning] {metrics_path} has {len(recs)} of the checkpoint's {n} metric records; "
+        "the missing ones are lost (training state is unaffected)")
+    last = meta.get("last_record")
+    if last is not None and (not recs or recs[-1] != last):
+      recs.append(last)
+  return recs
 
 
 def _evaluate(predict, state, splits, cfg):

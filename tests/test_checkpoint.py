@@ -1,6 +1,7 @@
 """Checkpoints: exact resume (SIGTERM, SIGKILL mid-save), device-count changes, refusal
 to touch incompatible folders, corrupt/foreign checkpoints, non-finite losses."""
 
+import json
 import os
 import signal
 import subprocess
@@ -234,3 +235,21 @@ def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
   out = run(tiny_config(epochs=4, on_nonfinite="rollback"), str(tmp_path), lines.append)
   assert any("rolled back to epoch 2" in line for line in lines)
   assert out["summary"]["steps"] == 4 * 3 and [h["epoch"] for h in out["history"]] == [1, 2, 3, 4]
+
+
+def test_resume_with_lost_metrics_file_warns_and_keeps_training_exact(uninterrupted, tmp_path):
+  run(CFG.replace(epochs=2), str(tmp_path))
+  (tmp_path / "metrics_sgan.jsonl").unlink()
+  lines = []
+  out = run(CFG, str(tmp_path), lines.append)
+  assert any("0 of the checkpoint's 2 metric records" in line for line in lines)
+  assert_same_state(out["state"], uninterrupted["state"])
+  assert [h["epoch"] for h in out["history"]] == [2, 3, 4]  # the checkpoint's last record kept
+
+
+def test_checkpoint_meta_does_not_grow_with_the_run(tmp_path):
+  run(CFG, str(tmp_path))
+  c = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints_sgan"))
+  sizes = [len(json.dumps(c.read_meta(e))) for e in c.all_epochs()]
+  c.close()
+  assert max(sizes) - min(sizes) < 200, sizes  # no per-epoch history in the checkpoint

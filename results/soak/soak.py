@@ -1,4 +1,5 @@
-"""Memory soak: train digits with a checkpoint every epoch (50 iterations), sampling RSS.
+"""Memory soak: train digits with a checkpoint every epoch (50 iterations) and an evaluation
+every 10 (each evaluation adds ~1 KB of metrics history to memory by design), sampling RSS.
 
   python results/soak/soak.py runs/soak 3600    # out folder, seconds
 
@@ -32,6 +33,6 @@ def sample():
 
 threading.Thread(target=sample, daemon=True).start()
 cfg = Config(name="soak", dataset="digits", labels_per_class=5, val_size=200, d_hidden=(500, 250, 250),
-             g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=1, checkpoint_every=1,
+             g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=10, checkpoint_every=1,
              baseline=False, num_devices=1)
 experiment.train_and_evaluate(cfg, f"{out}/run", log=lambda s: None)

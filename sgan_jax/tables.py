@@ -1,0 +1,225 @@
+"""Paper tables: one command per table, over label counts x seeds, resumable.
+
+A :class:`Table` names the label counts of its cells and the published numbers beside
+them. :func:`run_table` trains every (label count, seed) cell with
+:func:`sgan_jax.experiment.train_and_evaluate` in ``<root>/labels_<n>/seed_<s>/`` (each
+seed its own labeled subset, chosen by ``data_seed = seed``; model selection on the
+validation split, test error reported), so an interrupted table resumes from the cells'
+checkpoints, and finished cells are read back instead of retrained. Rerunning with a
+larger epoch budget continues the existing runs. It writes
+
+* ``results.csv`` / ``results.json``: one row per (cell, seed, mode);
+* ``table.md``: mean +/- std per cell beside the published number;
+* ``error_vs_labels.png``: test error against labels, SGAN vs supervised-only, error bars;
+* per run, ``curves.png``: validation/test error and the losses per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from sgan_jax import data as data_lib
+from sgan_jax import experiment
+from sgan_jax.config import Config
+from sgan_jax.errors import SganError
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  name: str
+  title: str
+  labels: tuple[int, ...]          # total labeled examples per cell (balanced over classes)
+  published: dict                  # label count -> published text, e.g. "93 ± 6.5 errors"
+  source: str                      # the paper and table the published column comes from
+  modes: tuple[str, ...] = ("sgan", "supervised")
+  unit: str = "%"                  # "%" or "errors" (count on the test set, as in the paper)
+
+
+def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
+                epochs: Optional[int]) -> Config:
+  if n_labels % num_classes:
+    raise SganError(f"{n_labels} labels do not split evenly over {num_classes} classes; use a "
+                    f"multiple of {num_classes}.")
+  kw = dict(labels_per_class=n_labels // num_classes, label_rate=None, seed=seed, data_seed=seed,
+            name=f"{base.name}_l{n_labels}")
+  if epochs:
+    kw["epochs"] = epochs
+    if base.baseline_epochs:
+      kw["baseline_epochs"] = min(base.baseline_epochs, epochs)
+  return base.replace(**kw)
+
+
+def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
+  path = os.path.join(wd, "summary.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    s = json.load(f)
+  if all(m in s and s[m].get("epochs") == (cfg.epochs if m == "sgan" else
+                                           (cfg.baseline_epochs or cfg.epochs)) for m in modes):
+    return s
+  return None
+
+
+def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
+              epochs: Optional[int] = None, dataset: Optional[data_lib.Dataset] = None,
+              labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print) -> dict:
+  """Trains (or reads back) every cell and writes the table files; returns the results."""
+  ds = dataset if dataset is not None else experiment.load_data(base)
+  labels = tuple(labels or table.labels)
+  rows = []
+  cells = [(n, s) for n in labels for s in seeds]
+  t0 = time.time()
+  for i, (n, s) in enumerate(cells):
+    cfg = cell_config(base, n, ds.num_classes, s, epochs)
+    wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
+    summary = _finished(wd, cfg, table.modes)
+    log(f"[table {table.name}] cell {i + 1}/{len(cells)}: {n} labels, seed {s} "
+        f"({'done, read back' if summary else 'training'}; {time.time() - t0:.0f}s so far)")
+    if summary is None:
+      summary = experiment.train_and_evaluate(cfg, wd, ds, log, modes=table.modes)
+    for mode in table.modes:
+      r = summary[mode]
+      rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
+                   "test_err": experiment.headline_err(r), "final_test_err": r["final_test_err"],
+                   "best_val_err": r.get("best_val_err"), "best_val_epoch": r.get("best_val_epoch"),
+                   "epochs": r["epochs"], "train_s": r["train_s"], "wall_s": r["wall_s"],
+                   "num_test": summary["num_test"], "selection": summary["selection"]})
+    try:
+      plot_run_curves(wd, table.modes)
+    except ImportError:
+      pass
+  result = {"table": table.name, "title": table.title, "source": table.source,
+            "seeds": list(seeds), "labels": list(labels), "rows": rows,
+            "cells": aggregate(rows)}
+  write_outputs(table, result, root)
+  return result
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+  """Mean/std of the test error per (labels, mode)."""
+  out = []
+  for n in sorted({r["labels"] for r in rows}):
+    for mode in sorted({r["mode"] for r in rows}):
+      errs = [r["test_err"] for r in rows if r["labels"] == n and r["mode"] == mode]
+      if errs:
+        sel = [r for r in rows if r["labels"] == n and r["mode"] == mode]
+        out.append({"labels": n, "mode": mode, "n_seeds": len(errs),
+                    "test_err_mean": float(np.mean(errs)), "test_err_std": float(np.std(errs)),
+                    "test_errs": errs, "epochs": sorted({r["epochs"] for r in sel}),
+                    "num_test": sel[0]["num_test"],
+                    "train_s_total": float(sum(r["train_s"] for r in sel))})
+  return out
+
+
+def _fmt(c: dict, unit: str) -> str:
+  if unit == "errors":
+    m, s = c["test_err_mean"] * c["num_test"], c["test_err_std"] * c["num_test"]
+    return f"{m:.0f} ± {s:.0f}"
+  return f"{100 * c['test_err_mean']:.2f} ± {100 * c['test_err_std']:.2f}"
+
+
+def markdown(table: Table, result: dict) -> str:
+  cells = result["cells"]
+  unit = "test errors (of %d)" % cells[0]["num_test"] if table.unit == "errors" else "test error %"
+  head = f"| labels | " + " | ".join(
+      {"sgan": "SGAN (ours)", "supervised": "supervised-only (ours)"}[m] for m in table.modes)
+  lines = [f"**{result['title']}**: {unit}, mean ± std over seeds {result['seeds']}; "
+           f"model selected on validation, reported on test.", "",
+           head + " | published | seeds | epochs |",
+           "|---" * (len(table.modes) + 4) + "|"]
+  for n in result["labels"]:
+    mine = {c["mode"]: c for c in cells if c["labels"] == n}
+    if not mine:
+      continue
+    ep = sorted({e for c in mine.values() for e in c["epochs"]})
+    vals = [(_fmt(mine[m], table.unit) if m in mine else "-") for m in table.modes]
+    lines.append(f"| {n} | " + " | ".join(vals) + f" | {table.published.get(n, '-')} | "
+                 f"{max(c['n_seeds'] for c in mine.values())} | {'/'.join(map(str, ep))} |")
+  lines += ["", f"Published column: {result['source']}."]
+  return "\n".join(lines) + "\n"
+
+
+def write_outputs(table: Table, result: dict, root: str) -> None:
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, "results.json"), "w") as f:
+    json.dump(result, f, indent=1)
+  with open(os.path.join(root, "results.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(result["rows"][0]))
+    w.writeheader()
+    w.writerows(result["rows"])
+  with open(os.path.join(root, "table.md"), "w") as f:
+    f.write(markdown(table, result))
+  try:
+    plot_error_vs_labels(table, result, os.path.join(root, "error_vs_labels.png"))
+  except ImportError:
+    pass
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def plot_error_vs_labels(table: Table, result: dict, path: str) -> None:
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):
+    cs = [c for c in result["cells"] if c["mode"] == mode]
+    if cs:
+      ax.errorbar([c["labels"] for c in cs], [100 * c["test_err_mean"] for c in cs],
+                  yerr=[100 * c["test_err_std"] for c in cs], marker="o", capsize=4, label=name)
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("labeled examples")
+  ax.set_ylabel("test error (%)")
+  ax.set_title(result["title"], fontsize=10)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]:
+  """``curves.png`` in a run folder: validation/test error and losses against epoch."""
+  recs = {}
+  for mode in modes:
+    p = os.path.join(run_dir, f"metrics_{mode}.jsonl")
+    if os.path.exists(p):
+      with open(p) as f:
+        recs[mode] = [json.loads(line) for line in f if line.strip()]
+  if not recs:
+    return None
+  plt = _pyplot()
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+  for mode, rs in recs.items():
+    ep = [r["epoch"] for r in rs]
+    a1.plot(ep, [100 * r["test_err"] for r in rs], label=f"{mode} test")
+    if rs and rs[0].get("val_err") is not None:
+      a1.plot(ep, [100 * r["val_err"] for r in rs], "--", label=f"{mode} validation")
+    for k in sorted({k for r in rs for k in r if k.startswith("loss")}):
+      a2.plot(ep, [r.get(k, np.nan) for r in rs], label=f"{mode} {k}")
+  a1.set_yscale("log")
+  a1.set_xlabel("epoch")
+  a1.set_ylabel("error (%), averaged weights")
+  a2.set_xlabel("epoch")
+  a2.set_ylabel("loss (epoch mean)")
+  a2.set_yscale("symlog", linthresh=1e-2)
+  for a in (a1, a2):
+    a.grid(True, alpha=0.3)
+    a.legend(fontsize=7)
+  fig.tight_layout()
+  path = os.path.join(run_dir, "curves.png")
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
