@@ -4,13 +4,20 @@ Modules, one per concern:
 
 * ``losses``     - pure loss functions over logits/features (importable alone)
 * ``layers``     - weight norm with data-dependent init, Gaussian noise
-* ``models``     - reference generator/discriminator pairs (MLP for MNIST, conv for 32x32)
+* ``models``     - generator/discriminator pairs (MLP for MNIST, conv for 32x32, DCGAN-style)
 * ``data``       - loaders (npz, TFDS, bundled digits), labeled subset, validation split
 * ``config``     - the run configuration (a validated frozen dataclass)
 * ``train``      - state, jitted multi-step training chunk, evaluation, the training loop
 * ``checkpoint`` - orbax checkpoints for exact resume
 * ``experiment`` - one config over seeds, SGAN beside its supervised-only baseline
 * ``images``     - sample grids as PNG
+* ``generate``   - sampling, labeled synthetic data export (conditional generator)
+* ``metrics``    - Fréchet distance and Inception Score over any feature extractor
+* ``evaluator``  - a reference classifier trained on all labels (FID/IS features, judging samples)
+* ``tables``     - paper tables: label counts x seeds, resumable, with the published column
+* ``tblog``      - TensorBoard scalar event files without TensorFlow
+* ``seeds``      - S replicas trained in one vmapped program
+* ``tabular``    - CSV/npz tables: preprocessing, fit and predict
 * ``errors``     - ``SganError``, the one error type for bad input
 """
 

@@ -35,7 +35,7 @@ FORMAT = "sgan_jax/1"
 # Fields that may differ between a run and the checkpoint it resumes from.
 RESUMABLE_DIFFERENCES = frozenset({"name", "epochs", "baseline_epochs", "eval_every",
                                    "num_devices", "baseline", "keep_checkpoints",
-                                   "on_nonfinite", "data_dir"})
+                                   "on_nonfinite", "data_dir", "tensorboard"})
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:

@@ -77,6 +77,7 @@ class Config:
   checkpoint_every: int = 1            # epochs between checkpoints (with a workdir)
   keep_checkpoints: int = 3            # latest N kept, plus the best on validation
   on_nonfinite: str = "stop"           # stop | rollback (to the last checkpoint, new key)
+  tensorboard: bool = False            # also write TensorBoard scalars to <workdir>/tb/<mode>
 
   def __post_init__(self):
     _check_types(self)

@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -29,9 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import images
+from sgan_jax import tblog
 from sgan_jax import data as data_lib
 from sgan_jax import losses
 from sgan_jax.config import Config
@@ -548,6 +551,12 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
               "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters}
       ckpt.save(ep, state, extra, meta, val_err)
 
+  tb = tblog.SummaryWriter(os.path.join(workdir, "tb", mode)) if workdir and cfg.tensorboard else None
+  # A progress bar over epochs on an interactive terminal; log lines print above it.
+  bar = tqdm.tqdm(total=epochs, initial=epoch, desc=mode, unit="epoch", leave=False,
+                  disable=not sys.stderr.isatty())
+  if not bar.disable and log is print:
+    log = tqdm.tqdm.write
   preempt = {"flag": False}
   old_handler = None
   if threading.current_thread() is threading.main_thread():
@@ -588,6 +597,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         raise SganError(f"[{mode}] non-finite {name}={value} at {where}; stopped, {kept}. Lower "
                         "lr, check the data for extreme values, or set on_nonfinite=rollback.")
       epoch += 1
+      bar.update(1)
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
       val_err = None
       if epoch % cfg.eval_every == 0 or epoch == epochs:
@@ -606,6 +616,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"),
                            np.asarray(sample_grid(state.g_params, state.g_state)), rows=10,
                            value_range=(lo, 1.0))
+        if tb is not None:
+          tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
         eta = (epochs - epoch) * iters / it_s if it_s else None
@@ -628,6 +640,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                         + (f", checkpoint saved in {ckpt.directory}" if ckpt else
                            " (no workdir, nothing saved)"))
   finally:
+    bar.close()
+    if tb is not None:
+      tb.close()
     if old_handler is not None:
       signal.signal(signal.SIGTERM, old_handler)
     if ckpt is not None:
