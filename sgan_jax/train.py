@@ -272,31 +272,37 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
   z2 = sample_z(k_z2, x_unl2.shape[0], cfg.latent_dim)
   c2 = sample_classes(m, jax.random.fold_in(k_z2, 1), x_unl2.shape[0])
 
+  uses_fm = "feature_matching" in cfg.g_loss
+  if uses_fm:
+    # The real half does not depend on G: one forward pass, no backward through it (a
+    # joint pass would backpropagate through D for both halves).
+    (_, feats_real), _ = d_apply(d_params, x_unl2, k_g, 1)
+    feats_real = jax.lax.stop_gradient(feats_real)
+
   def g_loss_fn(g_params):
     x_gen, upd = m.gen.apply({"params": g_params, **g_state}, z2, c2, train=True,
                              mutable=["batch_stats"])
-    both = jnp.concatenate([x_unl2, x_gen.astype(x_unl2.dtype)])
     # The generator step reads D's running statistics but does not update them.
-    (logits, feats), _ = d_apply(d_params, both, k_g, 2)
-    n = x_unl2.shape[0]
-    fake_rf = real_fake_part(logits[n:])
+    (logits_fake, feats_fake), _ = d_apply(d_params, x_gen.astype(x_unl2.dtype),
+                                           jax.random.fold_in(k_g, 1), 1)
+    fake_rf = real_fake_part(logits_fake)
     parts = {}
     if cfg.g_loss == "feature_matching":
-      loss = losses.feature_matching(feats[:n], feats[n:], cfg.fm_order)
+      loss = losses.feature_matching(feats_real, feats_fake, cfg.fm_order)
     elif cfg.g_loss == "non_saturating":
       loss = losses.g_non_saturating(fake_rf, param)
     elif cfg.g_loss == "non_saturating+feature_matching":  # Odena-style DCGAN recipe
       loss = (losses.g_non_saturating(fake_rf, param)
-              + losses.feature_matching(feats[:n], feats[n:], cfg.fm_order))
+              + losses.feature_matching(feats_real, feats_fake, cfg.fm_order))
     elif cfg.g_loss == "wasserstein":
       loss = losses.g_wasserstein(fake_rf, param)
     else:
       loss = losses.g_minimax(fake_rf, param)
     if cfg.pullaway_weight > 0:
-      parts["loss_pt"] = losses.pull_away(feats[n:])
+      parts["loss_pt"] = losses.pull_away(feats_fake)
       loss = loss + cfg.pullaway_weight * parts["loss_pt"]
     if cfg.conditional:
-      parts["loss_cond"] = losses.conditional_xent(logits[n:], c2, param)
+      parts["loss_cond"] = losses.conditional_xent(logits_fake, c2, param)
       loss = loss + cfg.cond_weight * parts["loss_cond"]
     return loss, (upd, parts)
 

@@ -95,9 +95,12 @@ def test_eight_devices_match_one_device(make_cfg, side, ch):
     results.append(train.train(cfg, splits_for(cfg, ds), log=lambda s: None)["state"])
   one, eight = results
   assert eight.d_params is not None
+  # Sharded reductions reassociate sums (~1e-7 relative); Adam divides by sqrt(v), so for
+  # the rare element whose gradient is near zero that noise can move the update by a
+  # small fraction of lr (3e-3 here): hence atol 1e-4, still 30x below one step.
   for name in ("d_params", "d_avg", "g_params", "g_state"):
     for x, y in zip(jax.tree.leaves(getattr(one, name)), jax.tree.leaves(getattr(eight, name))):
-      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5,
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=1e-4,
                                  err_msg=name)
   sharding = jax.tree.leaves(eight.d_params)[0].sharding
   assert len(sharding.device_set) == 8
