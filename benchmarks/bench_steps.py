@@ -91,7 +91,7 @@ def main(argv=None):
   p.add_argument("--models", default="mlp,conv")
   p.add_argument("--label_rates", default="0.001,0.01,0.1,1.0")
   p.add_argument("--batches", default="100,500")
-  p.add_argument("--dtype", default="float32")
+  p.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")
   p.add_argument("--iters", type=int, default=50, help="iterations per jitted chunk")
   p.add_argument("--reps", type=int, default=5, help="timed chunks after the compile call")
   p.add_argument("--out", default=None, help="JSON-lines output path (a .md table is written beside it)")
@@ -106,7 +106,9 @@ def main(argv=None):
   for model in a.models.split(","):
     for batch in (int(b) for b in a.batches.split(",")):
       for rate in (float(r) for r in a.label_rates.split(",")):
-        r = {**bench_one(model, rate, batch, a.iters, a.reps, a.dtype, n_unl=10000), **meta}
+        # A conv iteration costs ~100x an MLP one on CPU: fewer iterations per chunk.
+        iters = a.iters if model == "mlp" or meta["platform"] != "cpu" else max(2, a.iters // 10)
+        r = {**bench_one(model, rate, batch, iters, a.reps, a.dtype, n_unl=10000), **meta}
         r["fraction_of_peak"] = r["achieved_flops"] / peak
         rows.append(r)
         print(json.dumps(r), flush=True)
@@ -117,8 +119,14 @@ def main(argv=None):
                  f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['examples_per_sec']:.0f} | "
                  f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
                  f"{r['achieved_flops'] / 1e9:.1f} | {100 * r['fraction_of_peak']:.0f}% |")
+  spread = ["", "| model | batch/stream | dtype | steps/s spread across label rates (max-min)/mean |",
+            "|---|---|---|---|"]
+  for key in sorted({(r["model"], r["global_batch"], r["dtype"]) for r in rows}):
+    sps = [r["steps_per_sec"] for r in rows if (r["model"], r["global_batch"], r["dtype"]) == key]
+    if len(sps) > 1:
+      spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
   md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}), JAX {meta['jax']}, "
-        f"measured f32 matmul peak {peak / 1e9:.1f} GFLOP/s\n\n" + "\n".join(table))
+        f"measured f32 matmul peak {peak / 1e9:.1f} GFLOP/s\n\n" + "\n".join(table + spread))
   print("\n" + md)
   if a.out:
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)

@@ -61,10 +61,10 @@ def test_cifar_svhn_configs_run_end_to_end_on_tfds_mock_data(name, tmp_path):
   table, cfg = run_table.load_table(name)
   # The real architecture at a reduced width and a few iterations: the data path, the
   # config's model and objectives, selection and the table outputs, not accuracy.
-  cfg = cfg.replace(labels_per_class=2, val_size=20, epochs=1, iters_per_epoch=2, batch_size=16,
-                    d_width=8, g_width=8, init_examples=32, num_devices=1, eval_every=1,
+  cfg = cfg.replace(labels_per_class=2, val_size=20, epochs=1, iters_per_epoch=1, batch_size=8,
+                    d_width=4, g_width=4, init_examples=16, num_devices=1, eval_every=1,
                     checkpoint_every=1)
-  with tfds.testing.mock_data(num_examples=120):
+  with tfds.testing.mock_data(num_examples=60):
     res = tables.run_table(table, cfg, [0], str(tmp_path), labels=[20], log=lambda s: None)
   assert res["cells"][0]["labels"] == 20 and 0 <= res["rows"][0]["test_err"] <= 1
   summary = json.load(open(tmp_path / "labels_20" / "seed_0" / "summary.json"))

@@ -1,0 +1,42 @@
+"""Time to accuracy from a run's metrics: the first evaluation at or below a target error.
+
+  python benchmarks/time_to_accuracy.py results/mnist100/metrics_sgan.jsonl --target 0.02
+
+``wall_s`` in the metrics is measured from the start of training (compilation and every
+evaluation included, data loading excluded), so this is the wall time a user waits.
+"""
+
+import argparse
+import json
+import sys
+
+
+def first_at_or_below(records: list[dict], target: float, key: str = "test_err"):
+  for r in records:
+    if r.get(key) is not None and r[key] <= target:
+      return r
+  return None
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("metrics", nargs="+", help="metrics_<mode>.jsonl files")
+  p.add_argument("--target", type=float, default=0.02)
+  p.add_argument("--key", default="test_err", help="test_err (averaged weights) or test_err_live")
+  a = p.parse_args(argv)
+  for path in a.metrics:
+    with open(path) as f:
+      recs = [json.loads(line) for line in f if line.strip()]
+    r = first_at_or_below(recs, a.target, a.key)
+    if r is None:
+      best = min(recs, key=lambda x: x[a.key])
+      print(f"{path}: never reached {100 * a.target:.2f}% in {recs[-1]['epoch']} epochs "
+            f"({recs[-1]['wall_s'] / 60:.1f} min; best {100 * best[a.key]:.2f}% at epoch {best['epoch']})")
+    else:
+      print(f"{path}: {100 * r[a.key]:.2f}% at epoch {r['epoch']} (step {r['step']}), "
+            f"{r['wall_s'] / 60:.1f} min after training started ({r.get('it_per_s')} it/s)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
