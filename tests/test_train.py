@@ -144,3 +144,23 @@ def test_train_and_evaluate_writes_run_folder(tmp_path):
   assert len(lines) == 2 and "test_err" in json.loads(lines[-1])
   assert summary["selection"] == "best validation epoch"
   assert "supervised" in summary and "sgan" in summary
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_bfloat16_compute_keeps_float32_state(model):
+  kw = dict(model=model, d_width=4, g_width=4) if model == "dcgan" else {}
+  cfg = tiny_config(compute_dtype="bfloat16", epochs=1, **kw)
+  out = train.train(cfg, splits_for(cfg, blobs()), log=lambda s: None)
+  st = out["state"]
+  for name in ("d_params", "d_opt", "d_avg", "g_params", "g_opt"):
+    for leaf in jax.tree.leaves(getattr(st, name)):
+      if jnp.issubdtype(leaf.dtype, jnp.floating):
+        assert leaf.dtype == jnp.float32, name
+  assert np.isfinite(out["history"][-1]["loss_unl"])
+  # The same weights evaluated in bf16 and f32 give nearly the same logits.
+  m32 = train.build_models(cfg.replace(compute_dtype="float32"), (8, 8, 1), 4, 3)
+  x = jnp.asarray(blobs().x_test[:8])
+  f32 = train.make_predict(m32)(st.d_avg, st.d_frozen, x)
+  bf16 = train.make_predict(out["models"])(st.d_avg, st.d_frozen, x)
+  assert bf16.dtype == jnp.float32
+  np.testing.assert_allclose(bf16, f32, atol=0.05 * float(jnp.abs(f32).max()) + 1e-3)
