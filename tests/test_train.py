@@ -164,3 +164,21 @@ def test_bfloat16_compute_keeps_float32_state(model):
   bf16 = train.make_predict(out["models"])(st.d_avg, st.d_frozen, x)
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, f32, atol=0.05 * float(jnp.abs(f32).max()) + 1e-3)
+
+
+def test_chunk_compiles_once_per_run_whatever_the_label_rate():
+  train._compiled.cache_clear()
+  ds = blobs()
+  cfg = tiny_config(epochs=3, val_size=0, labels_per_class=2)
+  train.train(cfg, splits_for(cfg, ds), log=lambda s: None)
+  chunk = train._compiled(train._graph_config(cfg), (8, 8, 1), 4, 3, 3, "sgan",
+                          train.make_mesh(1, 16))[1]
+  assert chunk._cache_size() == 1  # three epochs, one compilation
+  for lpc in (5, 9):  # other label counts: one new shape of the labeled set each, no more
+    c2 = cfg.replace(labels_per_class=lpc)
+    train.train(c2, splits_for(c2, ds), log=lambda s: None)
+  assert chunk._cache_size() == 3
+  c3 = cfg.replace(labels_per_class=None, label_rate=0.5)
+  sp = splits_for(c3, ds)
+  train.train(c3, sp, log=lambda s: None)
+  assert chunk._cache_size() == 4
