@@ -75,3 +75,19 @@ def test_run_table_cli_reports_unknown_table():
   r = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "run_table.py"), "nope"],
                      capture_output=True, text=True, cwd=ROOT)
   assert r.returncode == 2 and "mnist_fm_table" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name", ["mnist_fm_table", "mnist_odena_table", "cifar10_fm", "svhn_fm",
+                                  "mnist_badgan", "mnist_wgan", "mnist_cond"])
+def test_table_configs_build_their_models(name):
+  import jax
+  import jax.numpy as jnp
+  from sgan_jax import train
+  table, cfg = run_table.load_table(name)
+  shape = (32, 32, 3) if cfg.dataset in ("cifar10", "svhn_cropped") else (28, 28, 1)
+  m = train.build_models(cfg, shape, 10, 600)
+  d = jax.eval_shape(lambda: m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
+                                          jnp.zeros((2, *shape)), train=False))
+  assert jax.tree.leaves(d)
+  for n in table.labels:
+    tables.cell_config(cfg, n, 10, 1, None)  # every cell is a valid config
