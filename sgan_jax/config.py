@@ -209,6 +209,10 @@ def _check_values(cfg: Config) -> None:
   if cfg.conditional and cfg.task == "regression":
     raise SganError("conditional=True generates samples of a chosen class; it needs "
                     "task='classification'.")
+  if cfg.d_objective == "wasserstein" and cfg.model == "dcgan":
+    raise SganError("d_objective='wasserstein' penalises each example's own input gradient, "
+                    "which batch norm in the DCGAN discriminator couples across the batch "
+                    "(WGAN-GP's authors drop it too); use model='mlp' or 'conv'.")
   if cfg.entropy_weight > 0 and cfg.task == "regression":
     raise SganError("entropy_weight > 0 needs class probabilities; it applies to "
                     "task='classification' only.")

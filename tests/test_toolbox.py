@@ -164,6 +164,8 @@ def test_new_config_values_are_checked():
     Config(d_objective="wgan")
   with pytest.raises(SganError, match="entropy_weight"):
     Config(entropy_weight=-1.0)
+  with pytest.raises(SganError, match="batch norm"):
+    Config(d_objective="wasserstein", model="dcgan")
   with pytest.raises(SganError, match="conditional"):
     Config(conditional=True, task="regression", pixel_range="none")
 
