@@ -93,6 +93,14 @@ def build_models(cfg: Config, example_shape: tuple, num_classes: int, iters_per_
     if len(example_shape) != 3:
       raise SganError(f"model={cfg.model!r} needs images (H, W, C); the data has examples of "
                       f"shape {example_shape}. Use model='mlp' for feature vectors.")
+    h, w = example_shape[:2]
+    # The conv pair upsamples from H/8 and the critic's valid 3x3 conv needs >= 3x3 after two
+    # stride-2 stages; smaller images would give an empty feature map and NaN losses.
+    step, least = (8, 16) if cfg.model == "conv" else (4, 4)
+    if h % step or w % step or min(h, w) < least:
+      raise SganError(f"model={cfg.model!r} needs images whose height and width are multiples "
+                      f"of {step} and at least {least}; the data has {h}x{w}. Resize or pad the "
+                      "images, or use model='mlp'" + (" or 'dcgan'" if cfg.model == "conv" else "") + ".")
     if cfg.model == "conv":
       disc = ConvDiscriminator(outputs, cfg.d_width, fake, dtype)
       gen = ConvGenerator(tuple(example_shape), cfg.g_width, act, dtype, cond)
