@@ -42,8 +42,17 @@ def main(argv=None) -> int:
                       "(default: sgan, plus supervised when the config's baseline is true)")
   p.add_argument("--fresh", action="store_true",
                  help="do not resume: move existing checkpoints aside (kept as .old-N)")
+  p.add_argument("--distributed", action="store_true",
+                 help="one of several processes training together (jax.distributed); with no "
+                      "--coordinator JAX detects the cluster (TPU pod, SLURM, Open MPI)")
+  p.add_argument("--coordinator", default=None, help="process 0's host:port (with --distributed)")
+  p.add_argument("--num_processes", type=int, default=None)
+  p.add_argument("--process_id", type=int, default=None)
   args = p.parse_args(argv)
   try:
+    if args.distributed:
+      from sgan_jax import distributed
+      distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     cfg = load_config(args.config)
     overrides = dict(parse_override(s) for s in args.set)
     cfg = from_dict({**cfg.to_dict(), **overrides})

@@ -17,6 +17,7 @@ import os
 import time
 from typing import Callable, Optional, Sequence
 
+import jax
 import numpy as np
 
 from sgan_jax import data as data_lib
@@ -25,7 +26,14 @@ from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 
 
+def _primary() -> bool:
+  """Only the first process writes run files when several train together."""
+  return jax.process_index() == 0
+
+
 def _atomic_write(path: str, payload: bytes) -> None:
+  if not _primary():
+    return
   tmp = path + ".tmp"
   with open(tmp, "wb") as f:
     f.write(payload)
@@ -58,8 +66,9 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     _write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
-    np.save(os.path.join(workdir, "labeled_indices.npy"), splits.lab_idx)
-    np.save(os.path.join(workdir, "val_indices.npy"), splits.val_idx)
+    if _primary():
+      np.save(os.path.join(workdir, "labeled_indices.npy"), splits.lab_idx)
+      np.save(os.path.join(workdir, "val_indices.npy"), splits.val_idx)
   log(f"[data] {ds.name}: {len(splits.x_unl)} unlabeled (labeled included), "
       f"{len(splits.y_lab)} labeled ({np.bincount(splits.y_lab, minlength=ds.num_classes).tolist()}"
       f" per class), {len(splits.y_val)} validation, {len(splits.y_test)} test; "
@@ -77,7 +86,7 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
     if workdir:
       _atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"),
                     train_lib.classifier_bytes(out["state"]))
-      if mode == "sgan":
+      if mode == "sgan" and _primary():
         generate.save_generator(workdir, out["state"], splits.x_unl.shape[1:], ds.num_classes)
   summary["wall_s"] = round(time.time() - t0, 2)
   if workdir:

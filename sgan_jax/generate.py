@@ -43,7 +43,8 @@ def make_sampler(m: train_lib.Models):
 
 def generator_bytes(state: train_lib.TrainState) -> bytes:
   """The generator's parameters and batch-norm statistics as flax msgpack."""
-  return flax.serialization.to_bytes({"params": state.g_params, **state.g_state})
+  return flax.serialization.to_bytes(
+      jax.tree.map(train_lib.to_host, {"params": state.g_params, **state.g_state}))
 
 
 def save_generator(workdir: str, state: train_lib.TrainState, example_shape: tuple,

@@ -196,6 +196,33 @@ def make_mesh(num_devices: int = 0, batch_size: Optional[int] = None) -> Mesh:
   return Mesh(np.asarray(devices[:n]), ("data",))
 
 
+def place(tree, sharding: NamedSharding):
+  """Puts host or single-device values, the same on every process, onto ``sharding``.
+
+  One process: ``jax.device_put``. Several (after ``jax.distributed.initialize``): each
+  process builds only its own devices' shards from its copy
+  (``jax.make_array_from_callback``), and together they form one global array; this is
+  how the replicated state, the resident data and every batch's indices are assembled.
+  """
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def one(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    a = np.asarray(x)
+    return jax.make_array_from_callback(a.shape, sharding, lambda i: a[i])
+
+  return jax.tree.map(one, tree)
+
+
+def to_host(x) -> np.ndarray:
+  """A replicated (possibly multi-process) array as a host NumPy array."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(x.addressable_data(0))  # replicated: every shard is the whole value
+  return np.asarray(x)
+
+
 # --------------------------------------------------------------------------- one iteration
 def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.Array,
                     x_unl: jax.Array, x_unl2: jax.Array, mode: str = "sgan"):
@@ -407,7 +434,7 @@ def init_indices(seed: int, n: int, k: int) -> np.ndarray:
 def classifier_bytes(state: TrainState) -> bytes:
   """The averaged discriminator (``params`` + frozen collections) as flax msgpack."""
   import flax.serialization
-  return flax.serialization.to_bytes({"params": state.d_avg, **state.d_frozen})
+  return flax.serialization.to_bytes(jax.tree.map(to_host, {"params": state.d_avg, **state.d_frozen}))
 
 
 # --------------------------------------------------------------------------- host loop
@@ -503,13 +530,16 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   mesh = make_mesh(cfg.num_devices, cfg.batch_size)
   m, chunk, predict, sample_grid = _compiled(_graph_config(cfg), tuple(splits.x_unl.shape[1:]),
                                              splits.num_classes, iters, epochs, mode, mesh)
-  write_samples = bool(workdir) and mode == "sgan" and splits.x_unl.ndim == 4
+  # With several processes (jax.distributed) every one computes the same records; the
+  # first writes the files (orbax coordinates the checkpoints itself).
+  primary = jax.process_index() == 0
+  write_samples = bool(workdir) and mode == "sgan" and splits.x_unl.ndim == 4 and primary
   rep = NamedSharding(mesh, P())
   init_idx = init_indices(cfg.seed, len(splits.x_unl), cfg.init_examples)
-  state = jax.device_put(
+  state = place(
       init_state(m, jax.random.key(cfg.seed), jnp.asarray(splits.x_unl[init_idx]), mode), rep)
-  device_data = jax.device_put({"x_lab": splits.x_lab, "y_lab": splits.y_lab,
-                                "x_unl": splits.x_unl}, rep)
+  device_data = place({"x_lab": splits.x_lab, "y_lab": splits.y_lab, "x_unl": splits.x_unl}, rep)
+  batch_sharding = NamedSharding(mesh, P(None, "data"))
   n_val = len(splits.y_val)
 
   # ---- checkpoints: resume, or refuse to touch an incompatible folder
@@ -549,9 +579,10 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   metrics_path = os.path.join(workdir, f"metrics_{mode}.jsonl") if workdir else None
 
   def rewrite_metrics():  # the checkpoint's history, so a resumed log has no duplicates
-    if metrics_path:
-      with open(metrics_path, "w") as f:
+    if metrics_path and primary:  # atomically: other processes may be reading it
+      with open(metrics_path + ".tmp", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in history)
+      os.replace(metrics_path + ".tmp", metrics_path)
 
   rewrite_metrics()
 
@@ -565,7 +596,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
               "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters}
       ckpt.save(ep, state, extra, meta, val_err)
 
-  tb = tblog.SummaryWriter(os.path.join(workdir, "tb", mode)) if workdir and cfg.tensorboard else None
+  tb = (tblog.SummaryWriter(os.path.join(workdir, "tb", mode))
+        if workdir and cfg.tensorboard and primary else None)
   # A progress bar over epochs on an interactive terminal; log lines print above it.
   bar = tqdm.tqdm(total=epochs, initial=epoch, desc=mode, unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
@@ -581,8 +613,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       idx = epoch_indices(cfg.seed, epoch, len(splits.x_lab), len(splits.x_unl), iters,
                           cfg.batch_size)
       t0 = time.time()
-      state, per_step = chunk(state, device_data, idx)
-      per_step = {k: np.asarray(v) for k, v in jax.device_get(per_step).items()}
+      state, per_step = chunk(state, device_data, place(idx, batch_sharding))
+      per_step = {k: to_host(v) for k, v in per_step.items()}
       dt = time.time() - t0
       if compile_s is None:  # first chunk includes compilation; keep it out of throughput
         compile_s = dt
@@ -621,14 +653,14 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
                **{k: round(v, 5) for k, v in mets.items()}, **rec}
         history.append(rec)
-        if metrics_path:
+        if metrics_path and primary:
           with open(metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         if write_samples:
           os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
           lo = -1.0 if cfg.pixel_range == "-1,1" else 0.0
           images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"),
-                           np.asarray(sample_grid(state.g_params, state.g_state)), rows=10,
+                           to_host(sample_grid(state.g_params, state.g_state)), rows=10,
                            value_range=(lo, 1.0))
         if tb is not None:
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
