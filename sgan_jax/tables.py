@@ -103,6 +103,24 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
   return result
 
 
+def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
+  """The record training would have selected had it stopped after ``budget`` epochs.
+
+  Same rule as :func:`sgan_jax.train.train`: the first epoch with the lowest validation
+  error. Exact for a shorter budget only when nothing in the run depends on its length
+  (a constant learning rate: ``lr_decay_epochs=0``), which the caller must check.
+  Returns ``None`` when the run has not reached ``budget``.
+  """
+  within = [r for r in records if r["epoch"] <= budget and r.get("val_err") is not None]
+  if not within or max(r["epoch"] for r in records) < budget:
+    return None
+  best = within[0]
+  for r in within[1:]:
+    if r["val_err"] < best["val_err"]:
+      best = r
+  return best
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
   """Mean/std of the test error per (labels, mode)."""
   out = []

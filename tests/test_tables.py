@@ -93,3 +93,24 @@ def test_table_configs_build_their_models(name):
   assert jax.tree.leaves(d)
   for n in table.labels:
     tables.cell_config(cfg, n, 10, 1, None)  # every cell is a valid config
+
+
+def test_selected_within_budget_follows_trainings_rule():
+  recs = [{"epoch": e, "val_err": v, "test_err": t}
+          for e, v, t in [(1, .5, .6), (2, .3, .4), (3, .3, .2), (4, .1, .1)]]
+  assert tables.selected_within(recs, 3)["epoch"] == 2  # ties: the first, as train() keeps
+  assert tables.selected_within(recs, 4)["epoch"] == 4
+  assert tables.selected_within(recs[:2], 3) is None  # the run never reached the budget
+
+
+def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
+  from sgan_jax import data, train
+  ds = blobs()
+  cfg = tiny_config(epochs=5, lr_decay_epochs=0)
+  sp = data.make_splits(ds, labels_per_class=2, label_rate=None, val_size=16, data_seed=1)
+  long = train.train(cfg, sp, log=lambda s: None)
+  short = train.train(cfg.replace(epochs=3), sp, log=lambda s: None)
+  sel = tables.selected_within(long["history"], 3)
+  assert sel["test_err"] == short["summary"]["selected_test_err"]
+  assert sel["epoch"] == short["summary"]["best_val_epoch"]
+  assert tables.selected_within(long["history"], 5)["test_err"] == long["summary"]["selected_test_err"]

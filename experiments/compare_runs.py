@@ -1,0 +1,73 @@
+"""Compare training objectives at one epoch budget: validation-selected test error per seed.
+
+  python experiments/compare_runs.py --budget 10 --out results/toolbox/mnist100_10ep.md \\
+      "FM (reference)=runs/tables/mnist_fm/labels_100" \\
+      "FM + entropy + pull-away=runs/tables/mnist_badgan/labels_100" \\
+      "Wasserstein + GP=runs/tables/mnist_wgan/labels_100"
+
+Each NAME=DIR holds seed_<s>/ run folders. A run longer than the budget counts as the
+run it would have been with that budget (its first ``budget`` epochs, selection on
+validation within them): exact here because these configs use a constant learning rate;
+runs with a decaying schedule are refused.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+
+from sgan_jax.tables import selected_within
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("groups", nargs="+", metavar="NAME=DIR")
+  p.add_argument("--budget", type=int, required=True, help="epochs")
+  p.add_argument("--out", default=None, help="also write the markdown (and a .json beside it)")
+  a = p.parse_args(argv)
+  lines = [f"Test error % at a {a.budget}-epoch budget (model selected on the validation split "
+           "within those epochs, reported on test), mean ± std over seeds.", "",
+           "| objective | test error % | seeds | per seed (selected epoch) | wall min per run |",
+           "|---|---|---|---|---|"]
+  out = {}
+  for g in a.groups:
+    name, d = g.split("=", 1)
+    rows = []
+    for sd in sorted(glob.glob(os.path.join(d, "seed_*"))):
+      cfg = json.load(open(os.path.join(sd, "config.json")))
+      if cfg.get("lr_decay_epochs", 0):
+        print(f"error: {sd} decays its learning rate; a shorter budget is not a prefix of it",
+              file=sys.stderr)
+        return 2
+      recs = [json.loads(l) for l in open(os.path.join(sd, "metrics_sgan.jsonl"))]
+      sel = selected_within(recs, a.budget)
+      if sel is None:
+        print(f"[skip] {sd}: has not reached epoch {a.budget}", file=sys.stderr)
+        continue
+      wall = next(r["wall_s"] for r in recs if r["epoch"] == a.budget)
+      rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],
+                   "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall})
+    if not rows:
+      continue
+    e = np.array([r["test_err"] for r in rows]) * 100
+    per = ", ".join(f"s{r['seed']}: {100 * r['test_err']:.2f} ({r['epoch']})" for r in rows)
+    walls = "/".join(f"{r['wall_s'] / 60:.0f}" for r in rows)
+    lines.append(f"| {name} | {e.mean():.2f} ± {e.std():.2f} | {len(rows)} | {per} | {walls} |")
+    out[name] = {"dir": d, "budget": a.budget, "runs": rows,
+                 "test_err_mean": float(e.mean() / 100), "test_err_std": float(e.std() / 100)}
+  text = "\n".join(lines) + "\n"
+  print(text)
+  if a.out:
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    with open(a.out, "w") as f:
+      f.write(text)
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+      json.dump(out, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
