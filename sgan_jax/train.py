@@ -553,8 +553,11 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
     fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,
                                             splits.x_val, splits.y_val)
     cdir = os.path.join(workdir, f"checkpoints_{mode}")
-    if fresh and os.path.isdir(cdir) and os.listdir(cdir):
+    if fresh and primary and os.path.isdir(cdir) and os.listdir(cdir):
       log(f"[{mode}] --fresh: moved existing checkpoints to {ckpt_lib.move_aside(cdir)}")
+    if fresh and jax.process_count() > 1:  # the others wait until the folder is moved
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"sgan_jax fresh {cdir}")
     ckpt = ckpt_lib.Checkpointer(cdir, cfg.keep_checkpoints)
     latest = ckpt.latest_epoch()
     if latest is not None:

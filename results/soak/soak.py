@@ -1,22 +1,34 @@
-"""Memory soak: train digits with a checkpoint every epoch (50 iterations) and an evaluation
-every 10 (each evaluation adds ~1 KB of metrics history to memory by design), sampling RSS.
+"""Memory soak: train with a checkpoint and an evaluation every (short) epoch, sampling RSS.
 
-  python results/soak/soak.py runs/soak 3600    # out folder, seconds
+  python results/soak/soak.py runs/soak 3600                      # digits MLP, 50-iteration epochs
+  python results/soak/soak.py runs/soak_m 900 --data ../shared/datasets/mnist.npz --iters 20
 
-Writes <out>/rss.jsonl ({"t": seconds, "rss_mb": ..., "epoch": last saved}) every 30 s and
-exits after the given time.
+The MNIST form uses the reference MNIST pair (the table config's sizes) with 20-iteration
+epochs, so a checkpoint (~32 MB of state) and a full evaluation (1,000 validation +
+10,000 test images, a sample grid) come every few seconds: a year of epochs in an hour.
+Writes <out>/rss.jsonl ({"t": seconds, "rss_mb": ..., "epoch": last saved}) every 30 s
+(10 s with --data) and exits after the given time.
 """
-import json, os, sys, threading, time
+import argparse, json, os, sys, threading, time
 import psutil
 sys.path.insert(0, os.getcwd())
-from sgan_jax import experiment
+from sgan_jax import data, experiment
 from sgan_jax.config import Config
 
-out, seconds = sys.argv[1], float(sys.argv[2])
+p = argparse.ArgumentParser()
+p.add_argument("out")
+p.add_argument("seconds", type=float)
+p.add_argument("--data", default=None, help="an .npz (MNIST) instead of the bundled digits")
+p.add_argument("--iters", type=int, default=20)
+p.add_argument("--trim_every", type=float, default=0,
+               help="diagnostic: call glibc malloc_trim(0) every this many seconds from a thread")
+a = p.parse_args()
+out, seconds = a.out, a.seconds
 os.makedirs(out, exist_ok=True)
 proc = psutil.Process()
 t0 = time.time()
 ckdir = f"{out}/run/checkpoints_sgan"
+every = 10 if a.data else 30
 
 
 def sample():
@@ -28,11 +40,28 @@ def sample():
       f.flush()
       if time.time() - t0 > seconds:
         os._exit(0)
-      time.sleep(30)
+      time.sleep(every)
 
 
 threading.Thread(target=sample, daemon=True).start()
-cfg = Config(name="soak", dataset="digits", labels_per_class=5, val_size=200, d_hidden=(500, 250, 250),
-             g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=10, checkpoint_every=1,
-             baseline=False, num_devices=1)
+if a.trim_every:
+  import ctypes
+  libc = ctypes.CDLL("libc.so.6")
+
+  def trim():
+    while True:
+      time.sleep(a.trim_every)
+      libc.malloc_trim(0)
+
+  threading.Thread(target=trim, daemon=True).start()
+if a.data:
+  cfg = Config(name="soak", dataset=a.data, pixel_range="0,1", labels_per_class=10, val_size=1000,
+               model="mlp", d_hidden=(1000, 500, 250, 250, 250), g_hidden=(500, 500),
+               input_noise=0.3, hidden_noise=0.5, batch_size=100, epochs=100000,
+               iters_per_epoch=a.iters, eval_every=1, checkpoint_every=1, init_examples=500,
+               baseline=False, num_devices=1)
+else:
+  cfg = Config(name="soak", dataset="digits", labels_per_class=5, val_size=200, d_hidden=(500, 250, 250),
+               g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=10, checkpoint_every=1,
+               baseline=False, num_devices=1)
 experiment.train_and_evaluate(cfg, f"{out}/run", log=lambda s: None)
