@@ -24,12 +24,15 @@ def main(argv=None) -> int:
   p.add_argument("--per_class", type=int, default=1000)
   p.add_argument("--out", required=True, help="output .npz path")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--checkpoint", default="final",
+                 help="which generator: final (last epoch), best (saved with the epoch selected "
+                      "on validation) or an epoch number among the kept checkpoints")
   p.add_argument("--judge", default=None, help="dataset (.npz path or name) to judge the samples against")
   p.add_argument("--reference", default="runs/reference/classifier.msgpack",
                  help="where the reference classifier is cached")
   a = p.parse_args(argv)
   try:
-    info = generate.export_labeled(a.run, a.out, a.per_class, a.seed)
+    info = generate.export_labeled(a.run, a.out, a.per_class, a.seed, checkpoint=a.checkpoint)
     print(f"wrote {info['num_samples']} samples ({info['num_classes']} classes) to {info['npz']}"
           + (f" and {info['grid']}" if info["grid"] else ""))
     if a.judge:
@@ -38,7 +41,7 @@ def main(argv=None) -> int:
       ref = evaluator.fit_or_load(ds, a.reference)
       rep = evaluator.judge_samples(ref, synth.x_train, synth.y_train, ds.x_test, ds.y_test,
                                     ds.num_classes)
-      rep.update(run=a.run, per_class=a.per_class, seed=a.seed,
+      rep.update(run=a.run, samples_per_class=a.per_class, seed=a.seed, checkpoint=a.checkpoint,
                  reference_test_acc=ref.accuracy(ds.x_test, ds.y_test))
       with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
         json.dump(rep, f, indent=1)

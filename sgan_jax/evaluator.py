@@ -86,7 +86,9 @@ def fit_or_load(ds: data_lib.Dataset, path: str, epochs: int = 10,
   if os.path.exists(path) and os.path.exists(meta_path):
     with open(meta_path) as f:
       meta = json.load(f)
-    if meta.get("config") == cfg.to_dict() and meta.get("shape") == list(ds.x_train.shape[1:]):
+    # Compare as JSON sees it (tuples come back as lists): a cached model must be found.
+    if (meta.get("config") == json.loads(json.dumps(cfg.to_dict()))
+        and meta.get("shape") == list(ds.x_train.shape[1:])):
       template = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(0)},
                              jnp.zeros((1, *ds.x_train.shape[1:])), train=False)
       with open(path, "rb") as f:

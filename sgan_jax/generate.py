@@ -55,8 +55,15 @@ def save_generator(workdir: str, state: train_lib.TrainState, example_shape: tup
     json.dump({"example_shape": list(example_shape), "num_classes": int(num_classes)}, f)
 
 
-def load_generator(run_dir: str) -> tuple[train_lib.Models, dict]:
-  """``(models, g_vars)`` of a finished run folder (``seed_<s>`` of an experiment)."""
+def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.Models, dict]:
+  """``(models, g_vars)`` of a finished run folder (``seed_<s>`` of an experiment).
+
+  ``checkpoint``: ``"final"`` (``generator.msgpack``, the last epoch), ``"best"`` (the
+  generator saved with the epoch selected on validation, i.e. beside the reported
+  classifier) or an epoch number among the kept checkpoints.
+  """
+  if checkpoint != "final":
+    return _generator_from_checkpoint(run_dir, checkpoint)
   paths = {k: os.path.join(run_dir, k) for k in ("config.json", "model.json", "generator.msgpack")}
   missing = [k for k, p in paths.items() if not os.path.exists(p)]
   if missing:
@@ -76,6 +83,38 @@ def load_generator(run_dir: str) -> tuple[train_lib.Models, dict]:
       raise SganError(f"{paths['generator.msgpack']} does not match the run's config "
                       f"({type(e).__name__}: {e}).") from e
   return m, g_vars
+
+
+def _generator_from_checkpoint(run_dir: str, which: str) -> tuple[train_lib.Models, dict]:
+  from sgan_jax import checkpoint as ckpt_lib  # orbax: only needed here
+  m, _ = load_generator(run_dir, "final")  # the models and a check that the run finished
+  cdir = os.path.join(run_dir, "checkpoints_sgan")
+  ck = ckpt_lib.Checkpointer(cdir)
+  try:
+    kept = ck.all_epochs()
+    latest = ck.latest_epoch()
+    if latest is None:
+      raise SganError(f"{cdir} holds no checkpoints; export the final generator instead.")
+    if which == "best":
+      epoch = ck.read_meta(latest)["best"].get("epoch")
+      if epoch is None:
+        raise SganError(f"{run_dir} was trained without a validation split, so no epoch was "
+                        "selected; export 'final' or an epoch number instead.")
+    elif str(which).isdigit():
+      epoch = int(which)
+    else:
+      raise SganError(f"checkpoint must be 'final', 'best' or an epoch number, got {which!r}.")
+    if epoch not in kept:
+      raise SganError(f"Epoch {epoch} is not among the kept checkpoints {kept} in {cdir}.")
+    shape = m.example_shape
+    template = train_lib.init_state(m, jax.random.key(0), jnp.zeros((2, *shape)))
+    files = {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}
+    extra = {k: np.load(os.path.join(run_dir, f)).astype(np.int64) for k, f in files.items()}
+    state, _ = ck.restore(epoch, template, extra,
+                          jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  finally:
+    ck.close()
+  return m, {"params": state.g_params, **state.g_state}
 
 
 def to_uint8(x: np.ndarray, pixel_range: str) -> np.ndarray:
@@ -104,9 +143,12 @@ def sample_per_class(m: train_lib.Models, g_vars, per_class: int, seed: int = 0,
 
 
 def export_labeled(run_dir: str, out_path: str, per_class: int, seed: int = 0,
-                   grid_per_class: int = 10) -> dict:
-  """Writes labeled synthetic data (``.npz``) and a per-class grid PNG beside it."""
-  m, g_vars = load_generator(run_dir)
+                   grid_per_class: int = 10, checkpoint: str = "final") -> dict:
+  """Writes labeled synthetic data (``.npz``) and a per-class grid PNG beside it.
+
+  ``checkpoint`` picks the generator: see :func:`load_generator`.
+  """
+  m, g_vars = load_generator(run_dir, checkpoint)
   x, y = sample_per_class(m, g_vars, per_class, seed)
   if m.cfg.pixel_range == "none":
     xs = x.astype(np.float32)

@@ -172,7 +172,7 @@ def test_new_config_values_are_checked():
 
 def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
   from sgan_jax import evaluator, experiment, generate
-  cfg = tiny_config(conditional=True, epochs=1, val_size=0)
+  cfg = tiny_config(conditional=True, epochs=1, val_size=16)
   ds = blobs()
   wd = str(tmp_path / "run")
   experiment.train_and_evaluate(cfg, wd, ds, log=lambda s: None, modes=["sgan"])
@@ -196,8 +196,18 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
   rep = evaluator.judge_samples(ref, loaded.x_train, loaded.y_train, ds.x_test, ds.y_test, 4)
   assert 0 <= rep["accuracy"] <= 1 and len(rep["per_class"]) == 4
   assert all(np.isfinite(r["fid"]) for r in rep["per_class"])
-  again = evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lambda s: None)
+  lines = []
+  again = evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
+  # Loaded from the cache, not retrained (a tuple/list mismatch once made every call retrain).
+  assert any("loaded" in ln for ln in lines) and not any("epoch" in ln for ln in lines), lines
   np.testing.assert_allclose(again.probs(ds.x_test), ref.probs(ds.x_test), rtol=1e-6)
+  # The generator saved with the validation-selected epoch, from its checkpoint.
+  best = generate.export_labeled(wd, str(tmp_path / "best.npz"), per_class=3, checkpoint="best")
+  assert data.load_npz(best["npz"], num_classes=4).x_train.shape == (12, 8, 8, 1)
+  m1, g1 = generate.load_generator(wd, "1")  # one epoch: the final generator is epoch 1's
+  np.testing.assert_array_equal(generate.sample_per_class(m1, g1, 3, seed=0)[0], a)
+  with pytest.raises(SganError, match="not among the kept checkpoints"):
+    generate.load_generator(wd, "7")
 
 
 def test_export_refuses_unconditional_runs_and_missing_folders(tmp_path):
