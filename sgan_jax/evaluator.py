@@ -123,7 +123,10 @@ def judge_samples(ref: ReferenceClassifier, x: np.ndarray, y: np.ndarray,
   pred = np.argmax(probs, -1)
   out = {"accuracy": float(np.mean(pred == y)),
          "fid_all": float(metrics.fid(real_feats, feats)),
-         "inception_score": float(metrics.inception_score(probs, 10)[0]), "per_class": []}
+         # Shuffled: samples arrive grouped by class, and IS splits into consecutive chunks.
+         "inception_score": float(metrics.inception_score(
+             probs[np.random.default_rng(0).permutation(len(probs))], 10)[0]),
+         "per_class": []}
   for c in range(num_classes):
     mine, real = y == c, real_y == c
     out["per_class"].append({

@@ -60,7 +60,9 @@ def inception_score(probs: jax.Array, splits: int = 1) -> tuple[jax.Array, jax.A
 
   Returns ``(mean, std)`` over ``splits`` equal chunks (the published protocol uses 10;
   std is 0 for one split). Ranges from 1 (every sample has the marginal's distribution)
-  to K (confident predictions spread evenly over K classes).
+  to K (confident predictions spread evenly over K classes). Chunks are consecutive rows:
+  shuffle samples that are ordered by class first, or each chunk sees one class and
+  scores ~1.
   """
   p = jnp.asarray(probs, jnp.float32)
   n = p.shape[0] - p.shape[0] % splits

@@ -219,3 +219,21 @@ def test_export_refuses_unconditional_runs_and_missing_folders(tmp_path):
                                 modes=["sgan"])
   with pytest.raises(SganError, match="not class-conditional"):
     generate.export_labeled(wd, str(tmp_path / "x.npz"), 3)
+
+
+def test_judge_scores_class_ordered_samples_fairly():
+  # Exported samples come grouped by class; the Inception Score must not see one class per
+  # split (it once did, and reported ~1 for perfect samples).
+  from sgan_jax import evaluator
+
+  class OneHotJudge:  # "classifies" a sample by the class id written in its first value
+    def _batched(self, x):
+      c = x.reshape(len(x), -1)[:, 0].astype(int)
+      return np.eye(10)[c], np.eye(10)[c] + 0.01 * x.reshape(len(x), -1)[:, :10]
+
+  y = np.repeat(np.arange(10), 50)
+  x = np.random.default_rng(0).random((500, 4, 4, 1))
+  x[:, 0, 0, 0] = y
+  rep = evaluator.judge_samples(OneHotJudge(), x, y, x, y, 10)
+  assert rep["accuracy"] == 1.0
+  assert rep["inception_score"] > 9  # ~K (10); random splits of 50 are not exactly balanced
