@@ -41,13 +41,17 @@ def main(argv=None) -> int:
       ref = evaluator.fit_or_load(ds, a.reference)
       rep = evaluator.judge_samples(ref, synth.x_train, synth.y_train, ds.x_test, ds.y_test,
                                     ds.num_classes)
+      # What real data scores in the same feature space: real training images vs the test set.
+      n = min(len(ds.x_train), len(synth.x_train))
+      rep["fid_all_real_train_vs_test"] = ref.fid(ds.x_test, ds.x_train[:n])
       rep.update(run=a.run, samples_per_class=a.per_class, seed=a.seed, checkpoint=a.checkpoint,
                  reference_test_acc=ref.accuracy(ds.x_test, ds.y_test))
       with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
         json.dump(rep, f, indent=1)
       print(f"reference classifier (test acc {100 * rep['reference_test_acc']:.2f}%) says "
             f"{100 * rep['accuracy']:.2f}% of the samples are their intended class; "
-            f"FID all {rep['fid_all']:.2f}, IS {rep['inception_score']:.2f}")
+            f"FID all {rep['fid_all']:.2f} (real training images: "
+            f"{rep['fid_all_real_train_vs_test']:.2f}), IS {rep['inception_score']:.2f}")
       for r in rep["per_class"]:
         print(f"  class {r['class']}: accuracy {100 * r['accuracy']:.1f}%  FID {r['fid']:.2f}")
   except SganError as e:
