@@ -6,8 +6,8 @@ import os
 def pytest_configure(config):
   flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
   # The default (fast) set is dominated by compiling many tiny programs. LLVM's backend
-  # optimisation level changes how fast the machine code runs, not what it computes, and
-  # level 0 halves compile time; the slow set (real data, real training) keeps the default.
+  # optimisation level 0 halves compile time; the XLA program is the same, only rounding
+  # details (e.g. fused multiply-adds) differ. The slow set (real data) keeps the default.
   if "slow" not in (config.option.markexpr or "").replace("not slow", ""):
     flags += " --xla_backend_optimization_level=0"
   os.environ["XLA_FLAGS"] = flags.strip()
