@@ -34,7 +34,6 @@ import tqdm
 
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import images
-from sgan_jax import memory
 from sgan_jax import tblog
 from sgan_jax import data as data_lib
 from sgan_jax import losses
@@ -683,7 +682,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
             f"(live weights {fmt(rec['test_err_live'])})")
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:
         save(epoch, val_err)
-      memory.release_free_memory()  # see sgan_jax/memory.py: keeps long runs' RSS flat
       if preempt["flag"]:
         if ckpt is not None:
           ckpt.wait()

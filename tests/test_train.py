@@ -188,15 +188,3 @@ def test_chunk_compiles_once_per_run_whatever_the_label_rate():
   sp = splits_for(c3, ds)
   train.train(c3, sp, log=lambda s: None)
   assert chunk._cache_size() == 4
-
-
-def test_free_memory_is_returned_to_the_os_every_epoch(monkeypatch):
-  import platform
-  from sgan_jax import memory
-  if platform.libc_ver()[0] == "glibc":
-    assert memory.release_free_memory()  # malloc_trim exists and runs
-  calls = []
-  monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1) or True)
-  cfg = tiny_config(epochs=3)
-  train.train(cfg, splits_for(cfg, blobs()), log=lambda s: None)
-  assert len(calls) == 3
