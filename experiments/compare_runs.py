@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from sgan_jax.config import from_dict
+from sgan_jax.errors import SganError
 from sgan_jax.tables import selected_within
 
 
@@ -36,19 +38,33 @@ def main(argv=None) -> int:
   for g in a.groups:
     name, d = g.split("=", 1)
     rows = []
-    for sd in sorted(glob.glob(os.path.join(d, "seed_*"))):
-      cfg = json.load(open(os.path.join(sd, "config.json")))
-      if cfg.get("lr_decay_epochs", 0):
-        print(f"error: {sd} decays its learning rate; a shorter budget is not a prefix of it",
-              file=sys.stderr)
+    seed_dirs = sorted(glob.glob(os.path.join(d, "seed_*")))
+    if not seed_dirs:
+      print(f"error: {d} has no seed_<s> run folders (pass a table's labels_<n> folder)",
+            file=sys.stderr)
+      return 2
+    for sd in seed_dirs:
+      try:
+        cfg = from_dict(json.load(open(os.path.join(sd, "config.json"))))
+        recs = [json.loads(l) for l in open(os.path.join(sd, "metrics_sgan.jsonl"))]
+      except (OSError, ValueError, SganError) as e:
+        print(f"[skip] {sd}: unreadable run folder ({e})", file=sys.stderr)
+        continue
+      if cfg.lr_decay_epochs:
+        print(f"error: {sd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
+              "a shorter budget is not a prefix of it", file=sys.stderr)
         return 2
-      recs = [json.loads(l) for l in open(os.path.join(sd, "metrics_sgan.jsonl"))]
+      if not cfg.val_size:
+        print(f"[skip] {sd}: trained without a validation split, nothing to select on",
+              file=sys.stderr)
+        continue
       sel = selected_within(recs, a.budget)
       if sel is None:
-        print(f"[skip] {sd}: has not reached epoch {a.budget}", file=sys.stderr)
+        print(f"[skip] {sd}: no evaluation at epoch {a.budget} (not reached, or eval_every "
+              "skips it)", file=sys.stderr)
         continue
-      # Training time to the budget (compile and evaluation excluded; accumulated over
-      # resumes, unlike wall_s which restarts with each process).
+      # Training time to the budget, accumulated over resumes (wall_s restarts with each
+      # process); each resumed process's recompilation is included.
       at = next(r for r in recs if r["epoch"] == a.budget)
       wall = at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
       rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from sgan_jax import data, evaluator, generate
 from sgan_jax.errors import SganError
 
@@ -41,9 +43,11 @@ def main(argv=None) -> int:
       ref = evaluator.fit_or_load(ds, a.reference)
       rep = evaluator.judge_samples(ref, synth.x_train, synth.y_train, ds.x_test, ds.y_test,
                                     ds.num_classes)
-      # What real data scores in the same feature space: real training images vs the test set.
+      # What real data scores in the same feature space: as many real training images
+      # (a random subset; the reference was trained on them) against the test set.
       n = min(len(ds.x_train), len(synth.x_train))
-      rep["fid_all_real_train_vs_test"] = ref.fid(ds.x_test, ds.x_train[:n])
+      pick = np.random.default_rng(a.seed).permutation(len(ds.x_train))[:n]
+      rep["fid_all_real_train_vs_test"] = ref.fid(ds.x_test, ds.x_train[pick])
       rep.update(run=a.run, samples_per_class=a.per_class, seed=a.seed, checkpoint=a.checkpoint,
                  reference_test_acc=ref.accuracy(ds.x_test, ds.y_test))
       with open(os.path.splitext(a.out)[0] + ".json", "w") as f:

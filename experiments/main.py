@@ -50,6 +50,9 @@ def main(argv=None) -> int:
   p.add_argument("--process_id", type=int, default=None)
   args = p.parse_args(argv)
   try:
+    if not args.distributed and (args.coordinator or args.num_processes is not None
+                                 or args.process_id is not None):
+      raise SganError("--coordinator, --num_processes and --process_id need --distributed.")
     if args.distributed:
       from sgan_jax import distributed
       distributed.initialize(args.coordinator, args.num_processes, args.process_id)

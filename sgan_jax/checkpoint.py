@@ -113,7 +113,9 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     policy = cm.AnyPreservationPolicy([
         cm.LatestN(keep),
-        cm.BestN(get_metric_fn=lambda m: -m["val_err"], n=1,
+        # Ties go to the earlier epoch, as training selects (metrics of older checkpoints
+        # have no epoch: 0).
+        cm.BestN(get_metric_fn=lambda m: -m["val_err"] - 1e-9 * m.get("epoch", 0), n=1,
                  keep_checkpoints_without_metrics=False),
     ])
     # Plain zarr arrays, not OCDBT: with a handful of packed arrays per save it is faster,
@@ -134,7 +136,7 @@ class Checkpointer:
   def save(self, epoch: int, state, extra_arrays: dict, meta: dict,
            val_err: Optional[float]) -> None:
     host = {"train": _to_host(state), **extra_arrays}
-    metrics = {"val_err": float(val_err)} if val_err is not None else None
+    metrics = {"val_err": float(val_err), "epoch": int(epoch)} if val_err is not None else None
     meta = {**meta, "format": FORMAT, "layout": layout(host)}
     self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(pack(host)),
                                                   meta=ocp.args.JsonSave(meta)),

@@ -6,7 +6,8 @@ assembles its own devices' shards of the replicated state, the resident data and
 batch's indices (:func:`sgan_jax.train.place`), gradients are averaged over the global
 batch by XLA's all-reduce, and the first process writes the run files (orbax coordinates
 the checkpoints). Results match one process with the same total device count up to
-floating-point reassociation.
+floating-point reassociation. Every process must see the same workdir (a shared
+filesystem, as orbax requires) and the same data; ``num_devices`` must be 0 (all).
 """
 
 from __future__ import annotations

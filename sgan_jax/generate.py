@@ -89,6 +89,8 @@ def _generator_from_checkpoint(run_dir: str, which: str) -> tuple[train_lib.Mode
   from sgan_jax import checkpoint as ckpt_lib  # orbax: only needed here
   m, _ = load_generator(run_dir, "final")  # the models and a check that the run finished
   cdir = os.path.join(run_dir, "checkpoints_sgan")
+  if not os.path.isdir(cdir):
+    raise SganError(f"{run_dir} has no checkpoints_sgan/; export the final generator instead.")
   ck = ckpt_lib.Checkpointer(cdir)
   try:
     kept = ck.all_epochs()

@@ -109,10 +109,11 @@ def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
   Same rule as :func:`sgan_jax.train.train`: the first epoch with the lowest validation
   error. Exact for a shorter budget only when nothing in the run depends on its length
   (a constant learning rate: ``lr_decay_epochs=0``), which the caller must check.
-  Returns ``None`` when the run has not reached ``budget``.
+  Returns ``None`` when the run has no evaluation at epoch ``budget`` (not reached, or
+  ``eval_every`` skips it: a run stopped there would have evaluated it).
   """
   within = [r for r in records if r["epoch"] <= budget and r.get("val_err") is not None]
-  if not within or max(r["epoch"] for r in records) < budget:
+  if not within or within[-1]["epoch"] != budget:
     return None
   best = within[0]
   for r in within[1:]:

@@ -187,6 +187,9 @@ def make_mesh(num_devices: int = 0, batch_size: Optional[int] = None) -> Mesh:
   """
   devices = jax.devices()
   n = num_devices or len(devices)
+  if jax.process_count() > 1 and n != len(devices):
+    raise SganError(f"num_devices={num_devices} with {jax.process_count()} processes: a "
+                    f"multi-process run uses all {len(devices)} devices; set num_devices=0.")
   if n > len(devices):
     raise SganError(f"num_devices={n} but only {len(devices)} {devices[0].platform} device(s) "
                     "are visible; lower num_devices (0 uses all).")
@@ -219,7 +222,9 @@ def place(tree, sharding: NamedSharding):
 def to_host(x) -> np.ndarray:
   """A replicated (possibly multi-process) array as a host NumPy array."""
   if isinstance(x, jax.Array) and not x.is_fully_addressable:
-    return np.asarray(x.addressable_data(0))  # replicated: every shard is the whole value
+    if not x.is_fully_replicated:
+      raise ValueError(f"to_host needs a replicated array, got sharding {x.sharding}")
+    return np.asarray(x.addressable_data(0))  # every shard is the whole value
   return np.asarray(x)
 
 
@@ -533,7 +538,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   # With several processes (jax.distributed) every one computes the same records; the
   # first writes the files (orbax coordinates the checkpoints itself).
   primary = jax.process_index() == 0
-  write_samples = bool(workdir) and mode == "sgan" and splits.x_unl.ndim == 4 and primary
+  write_samples = bool(workdir) and mode == "sgan" and splits.x_unl.ndim == 4
   rep = NamedSharding(mesh, P())
   init_idx = init_indices(cfg.seed, len(splits.x_unl), cfg.init_examples)
   state = place(
@@ -659,12 +664,13 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         if metrics_path and primary:
           with open(metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
-        if write_samples:
-          os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-          lo = -1.0 if cfg.pixel_range == "-1,1" else 0.0
-          images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"),
-                           to_host(sample_grid(state.g_params, state.g_state)), rows=10,
-                           value_range=(lo, 1.0))
+        if write_samples:  # every process runs the (global) computation; the first saves
+          grid = to_host(sample_grid(state.g_params, state.g_state))
+          if primary:
+            os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+            lo = -1.0 if cfg.pixel_range == "-1,1" else 0.0
+            images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"), grid,
+                             rows=10, value_range=(lo, 1.0))
         if tb is not None:
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
@@ -680,6 +686,12 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
             f"{val_txt} test_{name}={fmt(rec['test_err'])} "
             f"(live weights {fmt(rec['test_err_live'])})")
+      if jax.process_count() > 1:
+        # Processes get the signal at different times; all stop after the same epoch, or
+        # one would wait in a collective the others never join.
+        from jax.experimental import multihost_utils
+        preempt["flag"] = bool(np.any(multihost_utils.process_allgather(
+            np.int32(preempt["flag"]))))
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:
         save(epoch, val_err)
       if preempt["flag"]:

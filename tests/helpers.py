@@ -49,5 +49,7 @@ ADAM_LINEAR = 1.0
 
 def assert_devices_agree(a, b, names=("d_params", "d_avg", "g_params", "g_state")):
   for name in names:
+    assert getattr(a, name) is not None, name
+    assert jax.tree.structure(getattr(a, name)) == jax.tree.structure(getattr(b, name)), name
     for x, y in zip(jax.tree.leaves(getattr(a, name)), jax.tree.leaves(getattr(b, name))):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6, err_msg=name)

@@ -248,3 +248,17 @@ def test_checkpoint_meta_does_not_grow_with_the_run(tmp_path):
   sizes = [len(json.dumps(c.read_meta(e))) for e in c.all_epochs()]
   c.close()
   assert max(sizes) - min(sizes) < 200, sizes  # no per-epoch history in the checkpoint
+
+
+def test_best_checkpoint_on_ties_is_the_earliest_as_training_selects(uninterrupted, tmp_path):
+  # Validation errors move in steps of 1/n_val, so ties happen; train() keeps the first
+  # epoch with the lowest error and the checkpoint kept as "best" must be that one.
+  c = ckpt_lib.Checkpointer(str(tmp_path / "ck"), keep=1)
+  extra = {"lab_idx": np.arange(3), "val_idx": np.arange(2)}
+  for ep, err in [(1, 0.5), (2, 0.2), (3, 0.2), (4, 0.2), (5, 0.3)]:
+    c.save(ep, uninterrupted["state"], extra, {"epoch": ep}, err)
+  c.wait()
+  kept = c.all_epochs()
+  c.close()
+  assert kept == [2, 5], kept
+

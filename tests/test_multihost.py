@@ -23,15 +23,27 @@ DRIVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
     import jax, numpy as np
-    from sgan_jax import distributed, experiment
+    from sgan_jax import distributed, experiment, train
     coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     distributed.initialize(coordinator, 2, pid)
     assert jax.process_count() == 2 and len(jax.devices()) == 8 and len(jax.local_devices()) == 4
     from tests.helpers import blobs, tiny_config
     cfg = tiny_config(num_devices=0, epochs=2, baseline=False, eps_root=1.0)
+    def dump(path):
+      out = train.train(cfg, splits, "sgan", workdir, print)
+      st = out["state"]
+      if pid == 0:
+        np.savez(path, *[train.to_host(x) for x in jax.tree.leaves(
+            st.replace(key=jax.random.key_data(st.key)))])
     experiment.train_and_evaluate(cfg, workdir, blobs(), modes=["sgan"])
     # Again with --fresh: the old checkpoints are moved aside once, not once per process.
     experiment.train_and_evaluate(cfg, workdir, blobs(), modes=["sgan"], fresh=True)
+    from sgan_jax import data
+    splits = data.make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
+                              val_size=cfg.val_size, data_seed=cfg.data_seed)
+    dump(workdir + "/epoch2.npz")  # resumes the finished run: its final state
+    cfg = cfg.replace(epochs=3)
+    dump(workdir + "/epoch3.npz")  # both processes resume from their checkpoint, one more epoch
 """)
 
 
@@ -64,7 +76,7 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   cfg = tiny_config(num_devices=0, epochs=2, baseline=False, eps_root=ADAM_LINEAR)
   ref = train.train(cfg, _splits(cfg), "sgan", None, lambda s: None)
   recs = [json.loads(line) for line in (wd / "metrics_sgan.jsonl").read_text().splitlines()]
-  assert [r["epoch"] for r in recs] == [1, 2]  # written once, by process 0
+  assert [r["epoch"] for r in recs] == [1, 2, 3]  # written once, by process 0
   for r, h in zip(recs, ref["history"]):
     assert r["test_err"] == h["test_err"] and r["val_err"] == h["val_err"]
     np.testing.assert_allclose(r["loss_unl"], h["loss_unl"], rtol=1e-4)
@@ -74,12 +86,23 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   for f in ("classifier_sgan.msgpack", "generator.msgpack", "samples/epoch_0002.png"):
     assert (wd / f).exists(), f
 
+  # The parameters themselves, after 2 epochs and after a 2-process resume to epoch 3.
+  full3 = train.train(cfg.replace(epochs=3), _splits(cfg), "sgan", None, lambda s: None)
+  for path, st in (("epoch2.npz", ref["state"]), ("epoch3.npz", full3["state"])):
+    with np.load(wd / path) as f:
+      got = [f[f"arr_{i}"] for i in range(len(f.files))]
+    want = jax.tree.leaves(st.replace(key=jax.random.key_data(st.key)))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-6, err_msg=path)
+  assert any("resumed from" in ln and "epoch 2" in ln for ln in logs[1].splitlines())
+
   # Their checkpoint restores in this single process (8 devices) and training goes on,
   # landing where an uninterrupted single-process run lands.
   lines = []
-  out = train.train(cfg.replace(epochs=3), _splits(cfg), "sgan", str(wd), lines.append)
-  assert any("resumed from" in ln and "epoch 2" in ln for ln in lines), lines
-  full = train.train(cfg.replace(epochs=3), _splits(cfg), "sgan", None, lambda s: None)
+  out = train.train(cfg.replace(epochs=4), _splits(cfg), "sgan", str(wd), lines.append)
+  assert any("resumed from" in ln and "epoch 3" in ln for ln in lines), lines
+  full = train.train(cfg.replace(epochs=4), _splits(cfg), "sgan", None, lambda s: None)
   assert_devices_agree(out["state"], full["state"])
 
 

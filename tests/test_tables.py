@@ -101,6 +101,8 @@ def test_selected_within_budget_follows_trainings_rule():
   assert tables.selected_within(recs, 3)["epoch"] == 2  # ties: the first, as train() keeps
   assert tables.selected_within(recs, 4)["epoch"] == 4
   assert tables.selected_within(recs[:2], 3) is None  # the run never reached the budget
+  # eval_every=2: no evaluation at epoch 3, where a 3-epoch run would have evaluated.
+  assert tables.selected_within([recs[1], recs[3]], 3) is None
 
 
 def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():

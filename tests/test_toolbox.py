@@ -2,6 +2,7 @@
 conditional generator, and the DCGAN-style pair: losses against independent formulas,
 and each option training end to end."""
 
+import json
 import os
 
 import jax
@@ -169,11 +170,11 @@ def test_new_config_values_are_checked():
 
 def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
   from sgan_jax import evaluator, experiment, generate
-  cfg = tiny_config(conditional=True, epochs=1, val_size=16)
+  cfg = tiny_config(conditional=True, epochs=3, val_size=16)
   ds = blobs()
   wd = str(tmp_path / "run")
   experiment.train_and_evaluate(cfg, wd, ds, log=lambda s: None, modes=["sgan"])
-  assert os.path.exists(os.path.join(wd, "samples", "epoch_0001.png"))
+  assert os.path.exists(os.path.join(wd, "samples", "epoch_0003.png"))
   out = str(tmp_path / "synth.npz")
   info = generate.export_labeled(wd, out, per_class=7)
   loaded = data.load_npz(out, num_classes=ds.num_classes)  # the project's own loader
@@ -198,11 +199,17 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
   # Loaded from the cache, not retrained (a tuple/list mismatch once made every call retrain).
   assert any("loaded" in ln for ln in lines) and not any("epoch" in ln for ln in lines), lines
   np.testing.assert_allclose(again.probs(ds.x_test), ref.probs(ds.x_test), rtol=1e-6)
-  # The generator saved with the validation-selected epoch, from its checkpoint.
+  # Checkpointed generators: the final epoch's equals generator.msgpack; "best" is the
+  # epoch selected on validation (summary.json), whichever that is.
+  m3, g3 = generate.load_generator(wd, "3")
+  np.testing.assert_array_equal(generate.sample_per_class(m3, g3, 3, seed=0)[0], a)
+  sel = json.load(open(os.path.join(wd, "summary.json")))["sgan"]["best_val_epoch"]
+  mb, gb = generate.load_generator(wd, "best")
+  ms, gs = generate.load_generator(wd, str(sel))
+  np.testing.assert_array_equal(generate.sample_per_class(mb, gb, 3, seed=0)[0],
+                                generate.sample_per_class(ms, gs, 3, seed=0)[0])
   best = generate.export_labeled(wd, str(tmp_path / "best.npz"), per_class=3, checkpoint="best")
   assert data.load_npz(best["npz"], num_classes=4).x_train.shape == (12, 8, 8, 1)
-  m1, g1 = generate.load_generator(wd, "1")  # one epoch: the final generator is epoch 1's
-  np.testing.assert_array_equal(generate.sample_per_class(m1, g1, 3, seed=0)[0], a)
   with pytest.raises(SganError, match="not among the kept checkpoints"):
     generate.load_generator(wd, "7")
 

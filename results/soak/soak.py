@@ -20,6 +20,8 @@ p.add_argument("out")
 p.add_argument("seconds", type=float)
 p.add_argument("--data", default=None, help="an .npz (MNIST) instead of the bundled digits")
 p.add_argument("--iters", type=int, default=20)
+p.add_argument("--sync_saves", action="store_true",
+               help="diagnostic: wait for each checkpoint write to finish before training on")
 p.add_argument("--trim_every", type=float, default=0,
                help="diagnostic: call glibc malloc_trim(0) every this many seconds from a thread")
 a = p.parse_args()
@@ -44,6 +46,15 @@ def sample():
 
 
 threading.Thread(target=sample, daemon=True).start()
+if a.sync_saves:
+  from sgan_jax import checkpoint as ckpt_lib
+  _save = ckpt_lib.Checkpointer.save
+
+  def save_and_wait(self, *args, **kw):
+    _save(self, *args, **kw)
+    self.wait()
+
+  ckpt_lib.Checkpointer.save = save_and_wait
 if a.trim_every:
   import ctypes
   libc = ctypes.CDLL("libc.so.6")
