@@ -20,6 +20,8 @@ p.add_argument("out")
 p.add_argument("seconds", type=float)
 p.add_argument("--data", default=None, help="an .npz (MNIST) instead of the bundled digits")
 p.add_argument("--iters", type=int, default=20)
+p.add_argument("--no_workdir", action="store_true",
+               help="diagnostic: train without a workdir (no checkpoints, metrics file or grids)")
 p.add_argument("--sync_saves", action="store_true",
                help="diagnostic: wait for each checkpoint write to finish before training on")
 p.add_argument("--trim_every", type=float, default=0,
@@ -75,4 +77,4 @@ else:
   cfg = Config(name="soak", dataset="digits", labels_per_class=5, val_size=200, d_hidden=(500, 250, 250),
                g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=10, checkpoint_every=1,
                baseline=False, num_devices=1)
-experiment.train_and_evaluate(cfg, f"{out}/run", log=lambda s: None)
+experiment.train_and_evaluate(cfg, None if a.no_workdir else f"{out}/run", log=lambda s: None)
