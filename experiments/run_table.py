@@ -14,6 +14,7 @@ continues the finished runs.
 import argparse
 import importlib.util
 import os
+import re
 import sys
 
 from sgan_jax.config import from_dict, parse_override
@@ -27,7 +28,8 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 def load_table(name: str):
   path = os.path.join(CONFIG_DIR, name + ".py")
   tables = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
-                  if f.endswith(".py") and "TABLE =" in open(os.path.join(CONFIG_DIR, f)).read())
+                  if f.endswith(".py") and re.search(r"^TABLE\b", open(os.path.join(CONFIG_DIR, f)).read(),
+                                                     re.M))
   if not os.path.exists(path):
     raise SganError(f"No table {name!r}; choose one of {tables}.")
   spec = importlib.util.spec_from_file_location("_sgan_table", path)

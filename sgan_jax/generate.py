@@ -62,8 +62,22 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   generator saved with the epoch selected on validation, i.e. beside the reported
   classifier) or an epoch number among the kept checkpoints.
   """
+  m, generator_path = _run_models(run_dir)
   if checkpoint != "final":
-    return _generator_from_checkpoint(run_dir, checkpoint)
+    return m, _generator_from_checkpoint(m, run_dir, checkpoint)
+  c = train_lib.sample_classes(m, jax.random.key(0), 2)
+  template = m.gen.init(jax.random.key(0), jnp.zeros((2, m.cfg.latent_dim)), c, train=False)
+  with open(generator_path, "rb") as f:
+    try:
+      g_vars = flax.serialization.from_bytes(template, f.read())
+    except Exception as e:
+      raise SganError(f"{generator_path} does not match the run's config "
+                      f"({type(e).__name__}: {e}).") from e
+  return m, g_vars
+
+
+def _run_models(run_dir: str) -> tuple[train_lib.Models, str]:
+  """The models of a finished run folder and the path of its final generator."""
   paths = {k: os.path.join(run_dir, k) for k in ("config.json", "model.json", "generator.msgpack")}
   missing = [k for k, p in paths.items() if not os.path.exists(p)]
   if missing:
@@ -74,31 +88,22 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   with open(paths["model.json"]) as f:
     info = json.load(f)
   m = train_lib.build_models(cfg, tuple(info["example_shape"]), info["num_classes"], 1)
-  c = train_lib.sample_classes(m, jax.random.key(0), 2)
-  template = m.gen.init(jax.random.key(0), jnp.zeros((2, cfg.latent_dim)), c, train=False)
-  with open(paths["generator.msgpack"], "rb") as f:
-    try:
-      g_vars = flax.serialization.from_bytes(template, f.read())
-    except Exception as e:
-      raise SganError(f"{paths['generator.msgpack']} does not match the run's config "
-                      f"({type(e).__name__}: {e}).") from e
-  return m, g_vars
+  return m, paths["generator.msgpack"]
 
 
-def _generator_from_checkpoint(run_dir: str, which: str) -> tuple[train_lib.Models, dict]:
+def _generator_from_checkpoint(m: train_lib.Models, run_dir: str, which: str) -> dict:
+  """``g_vars`` of a kept checkpoint of the run (``which``: "best" or an epoch number)."""
   from sgan_jax import checkpoint as ckpt_lib  # orbax: only needed here
-  m, _ = load_generator(run_dir, "final")  # the models and a check that the run finished
   cdir = os.path.join(run_dir, "checkpoints_sgan")
   if not os.path.isdir(cdir):
     raise SganError(f"{run_dir} has no checkpoints_sgan/; export the final generator instead.")
   ck = ckpt_lib.Checkpointer(cdir)
   try:
     kept = ck.all_epochs()
-    latest = ck.latest_epoch()
-    if latest is None:
+    if not kept:
       raise SganError(f"{cdir} holds no checkpoints; export the final generator instead.")
     if which == "best":
-      epoch = ck.read_meta(latest)["best"].get("epoch")
+      epoch = ck.read_meta(max(kept))["best"].get("epoch")
       if epoch is None:
         raise SganError(f"{run_dir} was trained without a validation split, so no epoch was "
                         "selected; export 'final' or an epoch number instead.")
@@ -108,15 +113,14 @@ def _generator_from_checkpoint(run_dir: str, which: str) -> tuple[train_lib.Mode
       raise SganError(f"checkpoint must be 'final', 'best' or an epoch number, got {which!r}.")
     if epoch not in kept:
       raise SganError(f"Epoch {epoch} is not among the kept checkpoints {kept} in {cdir}.")
-    shape = m.example_shape
-    template = train_lib.init_state(m, jax.random.key(0), jnp.zeros((2, *shape)))
+    template = train_lib.init_state(m, jax.random.key(0), jnp.zeros((2, *m.example_shape)))
     files = {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}
     extra = {k: np.load(os.path.join(run_dir, f)).astype(np.int64) for k, f in files.items()}
     state, _ = ck.restore(epoch, template, extra,
                           jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   finally:
     ck.close()
-  return m, {"params": state.g_params, **state.g_state}
+  return {"params": state.g_params, **state.g_state}
 
 
 def to_uint8(x: np.ndarray, pixel_range: str) -> np.ndarray:

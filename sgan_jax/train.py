@@ -41,6 +41,7 @@ from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.models import (ConvDiscriminator, ConvGenerator, DCGANDiscriminator, DCGANGenerator,
                              MLPDiscriminator, MLPGenerator)
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any
@@ -561,7 +562,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
     if fresh and primary and os.path.isdir(cdir) and os.listdir(cdir):
       log(f"[{mode}] --fresh: moved existing checkpoints to {ckpt_lib.move_aside(cdir)}")
     if fresh and jax.process_count() > 1:  # the others wait until the folder is moved
-      from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices(f"sgan_jax fresh {cdir}")
     ckpt = ckpt_lib.Checkpointer(cdir, cfg.keep_checkpoints)
     latest = ckpt.latest_epoch()
@@ -689,7 +689,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if jax.process_count() > 1:
         # Processes get the signal at different times; all stop after the same epoch, or
         # one would wait in a collective the others never join.
-        from jax.experimental import multihost_utils
         preempt["flag"] = bool(np.any(multihost_utils.process_allgather(
             np.int32(preempt["flag"]))))
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or preempt["flag"]:

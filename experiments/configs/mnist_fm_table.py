@@ -27,3 +27,14 @@ def get_config() -> Config:
       input_noise=0.3, hidden_noise=0.5, g_loss="feature_matching", fm_order=2,
       batch_size=100, lr=0.003, b1=0.5, epochs=300, lr_decay_epochs=0, avg_rate=1e-3,
       init_examples=500, baseline=False, checkpoint_every=1)
+
+
+def mnist100_variant(name: str, title: str, published: str = "-", **changes):
+  """``(TABLE, get_config)`` of a 100-label table that is this setup with ``changes``:
+  the toolbox comparisons (mnist_badgan, mnist_wgan, mnist_cond) share everything else."""
+  table = Table(
+      name=name, title=title, labels=(100,), published={100: published},
+      source="errors of 10,000; Salimans et al. 2016 FM: 93 ± 6.5; Dai et al. 2017 Bad GAN: 79.5 ± 9.8",
+      modes=("sgan",), unit="errors")
+  return table, lambda: get_config().replace(name=name, **changes)
+
