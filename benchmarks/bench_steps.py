@@ -4,10 +4,13 @@
   python benchmarks/bench_steps.py --out benchmarks/results/cpu.jsonl
 
 Each configuration builds the real training chunk (``lax.scan`` over ``--iters``
-iterations, donated state, resident data), times its first call (compile + run) apart
-from steady-state calls, and takes FLOPs per iteration from XLA's cost analysis of the
-compiled chunk. The device's peak is measured in the same run with a large float32
-matmul. Output: one JSON object per configuration (JSON lines) and a markdown table.
+iterations, donated state, resident data), times its compilation apart from steady-state
+calls, and takes FLOPs per iteration from XLA's cost analysis of the compiled program.
+Configurations of one model and batch are timed in ``--rounds`` interleaved rounds
+(rotating order), and each reports its median steps/s and the range, so a drift in the
+machine's load shows as a range, not as a difference between label rates. The device's
+peak is the best of several large matmul timings in the compute dtype, in the same run.
+Output: one JSON object per configuration (JSON lines) and a markdown table.
 """
 
 import argparse
@@ -45,8 +48,9 @@ def synthetic_splits(shape, n_unl, label_rate, num_classes=10, seed=0):
                           data_seed=seed)
 
 
-def bench_one(model: str, label_rate: float, batch: int, iters: int, reps: int,
-              dtype: str, n_unl: int) -> dict:
+def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
+            dtype: str, n_unl: int) -> dict:
+  """Builds and compiles one configuration's training chunk; times nothing but compilation."""
   shape = (28, 28, 1) if model == "mlp" else (32, 32, 3)
   cfg = Config(model=model, labels_per_class=None, label_rate=label_rate, batch_size=batch,
                compute_dtype=dtype, pixel_range="0,1", num_devices=0)
@@ -66,23 +70,53 @@ def bench_one(model: str, label_rate: float, batch: int, iters: int, reps: int,
   cost = one.lower(state, b(dd["x_unl"]), jnp.zeros((batch,), jnp.int32), b(dd["x_unl"]),
                    b(dd["x_unl"])).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops_per_step = float(cost.get("flops", float("nan")))
   t0 = time.perf_counter()
   compiled = chunk.lower(state, dd, idx[0]).compile()
   compile_s = time.perf_counter() - t0
   state, mets = compiled(state, dd, idx[0])  # warm-up run, not timed
   jax.block_until_ready(mets)
+  return {"compiled": compiled, "state": state, "data": dd, "idx": idx, "iters": iters,
+          "row": {"model": model, "label_rate": label_rate, "num_labeled": int(len(sp.y_lab)),
+                  "global_batch": batch, "streams": 3, "examples_per_step": 4 * batch,
+                  "compile_s": round(compile_s, 2),
+                  "flops_per_step": float(cost.get("flops", float("nan"))), "dtype": dtype}}
+
+
+def time_round(p: dict) -> float:
+  """Steady-state iterations per second over ``reps`` chunks of one prepared configuration."""
   t0 = time.perf_counter()
-  for r in range(reps):
-    state, mets = compiled(state, dd, idx[r + 1])
+  state = p["state"]
+  for idx in p["idx"][1:]:
+    state, mets = p["compiled"](state, p["data"], idx)
   jax.block_until_ready(mets)
   dt = time.perf_counter() - t0
-  sps = reps * iters / dt
-  return {"model": model, "label_rate": label_rate, "num_labeled": int(len(sp.y_lab)),
-          "global_batch": batch, "streams": 3, "examples_per_step": 4 * batch,
-          "steps_per_sec": round(sps, 2), "examples_per_sec": round(sps * 4 * batch, 1),
-          "compile_s": round(compile_s, 2), "flops_per_step": flops_per_step,
-          "achieved_flops": sps * flops_per_step, "dtype": dtype}
+  p["state"] = state  # the old buffers were donated
+  return (len(p["idx"]) - 1) * p["iters"] / dt
+
+
+def bench_group(configs: list, rounds: int) -> list:
+  """Times configurations in interleaved rounds (a rotating order per round).
+
+  Sequential timing confounds a configuration with whatever else the machine did at
+  the time (a drift shows as a trend across label rates); rotating rounds spread that
+  over all of them, and the median per configuration is reported with its range.
+  """
+  prepared = [prepare(**c) for c in configs]
+  per = [[] for _ in prepared]
+  for r in range(rounds):
+    order = list(range(len(prepared)))
+    order = order[r % len(order):] + order[:r % len(order)]
+    for i in order:
+      per[i].append(time_round(prepared[i]))
+  rows = []
+  for p, sps_all in zip(prepared, per):
+    sps = float(np.median(sps_all))
+    rows.append({**p["row"], "steps_per_sec": round(sps, 2),
+                 "steps_per_sec_min": round(min(sps_all), 2),
+                 "steps_per_sec_max": round(max(sps_all), 2), "rounds": rounds,
+                 "examples_per_sec": round(sps * p["row"]["examples_per_step"], 1),
+                 "achieved_flops": sps * p["row"]["flops_per_step"]})
+  return rows
 
 
 def main(argv=None):
@@ -93,30 +127,45 @@ def main(argv=None):
   p.add_argument("--batches", default="100,500")
   p.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")
   p.add_argument("--iters", type=int, default=50, help="iterations per jitted chunk")
-  p.add_argument("--reps", type=int, default=5, help="timed chunks after the compile call")
+  p.add_argument("--reps", type=int, default=5, help="timed chunks per round")
+  p.add_argument("--rounds", type=int, default=5,
+                 help="interleaved timing rounds; the median per configuration is reported")
+  p.add_argument("--peak_n", type=int, default=2048, help="matmul size for the peak measurement")
   p.add_argument("--out", default=None, help="JSON-lines output path (a .md table is written beside it)")
   a = p.parse_args(argv)
   if a.quick:
-    a.models, a.label_rates, a.batches, a.iters, a.reps = "mlp", "0.001,1.0", "100", 30, 3
-  peak = measure_peak_flops()
+    a.models, a.label_rates, a.batches, a.iters, a.reps, a.rounds = "mlp", "0.001,1.0", "100", 20, 2, 3
+  # The peak is a maximum: the best of several measurements (spread through the run)
+  # makes "% of peak" conservative rather than flattered by one slow matmul timing.
+  # Measured in the compute dtype: a bfloat16 step is compared with a bfloat16 matmul.
+  mm_dtype = jnp.dtype(a.dtype)
+  peaks = [measure_peak_flops(a.peak_n, dtype=mm_dtype) for _ in range(3)]
   meta = {"devices": jax.device_count(), "platform": jax.devices()[0].platform,
           "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "cpu": platform.processor() or platform.machine(), "peak_flops": peak}
+          "cpu": platform.processor() or platform.machine(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
   rows = []
   for model in a.models.split(","):
     for batch in (int(b) for b in a.batches.split(",")):
-      for rate in (float(r) for r in a.label_rates.split(",")):
-        # A conv iteration costs ~100x an MLP one on CPU: fewer iterations per chunk.
-        iters = a.iters if model == "mlp" or meta["platform"] != "cpu" else max(2, a.iters // 10)
-        r = {**bench_one(model, rate, batch, iters, a.reps, a.dtype, n_unl=10000), **meta}
-        r["fraction_of_peak"] = r["achieved_flops"] / peak
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-  table = ["| model | label rate | labeled | batch/stream | dtype | steps/s | examples/s | compile s | GFLOP/step | achieved GFLOP/s | % of peak |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+      # A conv iteration costs ~100x an MLP one on CPU: fewer iterations per chunk.
+      iters = a.iters if model == "mlp" or meta["platform"] != "cpu" else max(2, a.iters // 10)
+      configs = [dict(model=model, label_rate=float(r), batch=batch, iters=iters, reps=a.reps,
+                      dtype=a.dtype, n_unl=10000) for r in a.label_rates.split(",")]
+      rows += bench_group(configs, a.rounds)
+      peaks.append(measure_peak_flops(a.peak_n, dtype=mm_dtype))
+  peak = max(peaks)
+  meta["peak_flops"] = peak
+  meta["peak_dtype"] = str(mm_dtype)
+  meta["peak_flops_measurements"] = [round(x) for x in peaks]
+  for r in rows:
+    r.update(meta, fraction_of_peak=r["achieved_flops"] / peak)
+    print(json.dumps(r), flush=True)
+  table = ["| model | label rate | labeled | batch/stream | dtype | steps/s (median) | range over rounds | examples/s | compile s | GFLOP/step | achieved GFLOP/s | % of peak |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     table.append(f"| {r['model']} | {r['label_rate']:g} | {r['num_labeled']} | {r['global_batch']} | "
-                 f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['examples_per_sec']:.0f} | "
+                 f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['steps_per_sec_min']:.1f}-{r['steps_per_sec_max']:.1f} | "
+                 f"{r['examples_per_sec']:.0f} | "
                  f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
                  f"{r['achieved_flops'] / 1e9:.1f} | {100 * r['fraction_of_peak']:.0f}% |")
   spread = ["", "| model | batch/stream | dtype | steps/s spread across label rates (max-min)/mean |",
@@ -126,7 +175,9 @@ def main(argv=None):
     if len(sps) > 1:
       spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
   md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}), JAX {meta['jax']}, "
-        f"measured f32 matmul peak {peak / 1e9:.1f} GFLOP/s\n\n" + "\n".join(table + spread))
+        f"measured {mm_dtype} matmul peak {peak / 1e9:.1f} GFLOP/s (best of {len(peaks)}), "
+        f"{a.rounds} interleaved rounds of {a.reps} chunks per configuration"
+        + (f", XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else "") + "\n\n" + "\n".join(table + spread))
   print("\n" + md)
   if a.out:
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)

@@ -53,6 +53,25 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _run_two_processes(script, workdir, timeout: float = 300):
+  """Runs ``script coordinator process_id workdir`` as 2 processes x 4 CPU devices."""
+  flags = os.environ.get("XLA_FLAGS", "").replace("device_count=8", "device_count=4")
+  env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=ROOT)
+  coord = f"localhost:{_free_port()}"
+  procs = [subprocess.Popen([sys.executable, str(script), coord, str(i), str(workdir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  try:
+    logs = [p.communicate(timeout=timeout)[0] for p in procs]
+  except subprocess.TimeoutExpired:  # a hung collective must not outlive the test
+    for p in procs:
+      p.kill()
+    tails = [p.communicate()[0][-2000:] for p in procs]
+    raise AssertionError(f"2-process run did not finish in {timeout}s; output tails:\n"
+                         + "\n---\n".join(tails)) from None
+  return procs, logs
+
+
 def _splits(cfg):
   return data.make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
                           val_size=cfg.val_size, data_seed=cfg.data_seed)
@@ -61,13 +80,8 @@ def _splits(cfg):
 def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   script = tmp_path / "driver.py"
   script.write_text(DRIVER.format(root=ROOT))
-  flags = os.environ.get("XLA_FLAGS", "").replace("device_count=8", "device_count=4")
-  env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=ROOT)
-  wd, coord = tmp_path / "run", f"localhost:{_free_port()}"
-  procs = [subprocess.Popen([sys.executable, str(script), coord, str(i), str(wd)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
-  logs = [p.communicate(timeout=300)[0] for p in procs]
+  wd = tmp_path / "run"
+  procs, logs = _run_two_processes(script, wd)
   for p, log in zip(procs, logs):
     assert p.returncode == 0, log[-3000:]
 
@@ -112,3 +126,61 @@ def test_distributed_setup_errors_are_clear():
     distributed.initialize("localhost:1234", None, 0)
   with pytest.raises(SganError, match="process_id must be in"):
     distributed.initialize("localhost:1234", 2, 2)
+
+
+PREEMPT_DRIVER = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    sys.path.insert(0, {root!r})
+    import jax
+    from sgan_jax import distributed, train
+    from sgan_jax.data import make_splits
+    coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    distributed.initialize(coordinator, 2, pid)
+    from tests.helpers import blobs, tiny_config
+    cfg = tiny_config(num_devices=0, epochs=300, baseline=False, eps_root=1.0, lr_decay_epochs=0)
+    splits = make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
+                         val_size=cfg.val_size, data_seed=cfg.data_seed)
+    if pid == 1:  # only this process is preempted, once process 0 has logged epoch 2
+      def preempt_me():
+        path = os.path.join(workdir, "metrics_sgan.jsonl")
+        while not (os.path.exists(path) and len(open(path).readlines()) >= 2):
+          time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+      threading.Thread(target=preempt_me, daemon=True).start()
+    try:
+      train.train(cfg, splits, "sgan", workdir, print)
+      print("FINISHED")
+    except train.Preempted as e:
+      print("PREEMPTED", e)
+""")
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_epoch(tmp_path):
+  """Preemption reaches processes at different times (here: only one of them). All must
+  stop after the same epoch with one checkpoint, or one would wait forever in a
+  collective the others never join; the checkpoint then resumes exactly."""
+  script = tmp_path / "driver.py"
+  script.write_text(PREEMPT_DRIVER.format(root=ROOT))
+  wd = tmp_path / "run"
+  procs, logs = _run_two_processes(script, wd)
+  stops = []
+  for p, log in zip(procs, logs):
+    assert p.returncode == 0, log[-3000:]
+    line = [ln for ln in log.splitlines() if ln.startswith("PREEMPTED")]
+    assert line, log[-3000:]
+    stops.append(line[0].split("stopped after epoch ")[1].split(",")[0])
+  assert stops[0] == stops[1], stops
+  stop = int(stops[0])
+  assert 2 <= stop < 300
+  ckdir = wd / "checkpoints_sgan"
+  assert max(int(d) for d in os.listdir(ckdir) if d.isdigit()) == stop
+
+  # One process resumes their checkpoint for one more epoch and lands where an
+  # uninterrupted single-process run does.
+  cfg = tiny_config(num_devices=0, epochs=stop + 1, baseline=False, eps_root=ADAM_LINEAR,
+                    lr_decay_epochs=0)
+  lines = []
+  out = train.train(cfg, _splits(cfg), "sgan", str(wd), lines.append)
+  assert any("resumed from" in ln and f"epoch {stop}" in ln for ln in lines), lines
+  full = train.train(cfg, _splits(cfg), "sgan", None, lambda s: None)
+  assert_devices_agree(out["state"], full["state"])

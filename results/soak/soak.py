@@ -24,6 +24,16 @@ p.add_argument("--no_workdir", action="store_true",
                help="diagnostic: train without a workdir (no checkpoints, metrics file or grids)")
 p.add_argument("--sync_saves", action="store_true",
                help="diagnostic: wait for each checkpoint write to finish before training on")
+p.add_argument("--no_ckpt", action="store_true",
+               help="diagnostic: a workdir (metrics file, sample grids) but no checkpoints")
+p.add_argument("--no_grid", action="store_true",
+               help="diagnostic: a workdir and checkpoints but no sample grids")
+p.add_argument("--no_malloc_fix", action="store_true",
+               help="control: leave glibc's adaptive mmap threshold as it is (sgan_jax/memory.py)")
+p.add_argument("--malloc_trim_threshold", type=int, default=None,
+               help="the trim threshold sgan_jax/memory.py sets with the mmap threshold")
+p.add_argument("--malloc_mmap_threshold", type=int, default=None,
+               help="the mmap threshold sgan_jax/memory.py sets")
 p.add_argument("--trim_every", type=float, default=0,
                help="diagnostic: call glibc malloc_trim(0) every this many seconds from a thread")
 a = p.parse_args()
@@ -77,4 +87,18 @@ else:
   cfg = Config(name="soak", dataset="digits", labels_per_class=5, val_size=200, d_hidden=(500, 250, 250),
                g_hidden=(250, 250), epochs=100000, iters_per_epoch=50, eval_every=10, checkpoint_every=1,
                baseline=False, num_devices=1)
+if a.no_malloc_fix:
+  from sgan_jax import memory
+  memory.fix_mmap_threshold = lambda *args, **kw: False
+if a.malloc_trim_threshold is not None or a.malloc_mmap_threshold is not None:
+  from sgan_jax import memory
+  memory.fix_mmap_threshold.__defaults__ = (a.malloc_mmap_threshold or memory.DEFAULT_THRESHOLD,
+                                            a.malloc_trim_threshold or memory.TRIM_THRESHOLD)
+if a.no_ckpt:
+  cfg = cfg.replace(checkpoint_every=10**9)
+if a.no_grid:  # neither the generator pass nor the PNG write
+  import jax.numpy as jnp
+  from sgan_jax import train as train_lib
+  train_lib.make_sample_grid = lambda m: (lambda g_params, g_state: jnp.zeros(()))
+  train_lib.images.save_grid = lambda *args, **kw: None
 experiment.train_and_evaluate(cfg, None if a.no_workdir else f"{out}/run", log=lambda s: None)
