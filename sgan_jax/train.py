@@ -556,8 +556,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   extra = {"lab_idx": np.asarray(splits.lab_idx, np.int64),
            "val_idx": np.asarray(splits.val_idx, np.int64)}
   if workdir:
-    # Checkpoint saves fragment glibc's heaps unless its mmap threshold stays fixed
-    # (measured: +270-430 MB/h of resident memory otherwise; sgan_jax/memory.py).
+    # Checkpoint saves leave host memory in glibc heaps that are never returned unless its
+    # mmap and trim thresholds stay fixed (measured on MNIST: +250 MB over the first
+    # 50 minutes otherwise, flat with them; sgan_jax/memory.py).
     memory.fix_mmap_threshold()
     # Hashing the data costs a pass over it; only checkpointed runs need it.
     fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,

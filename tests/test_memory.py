@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from sgan_jax import memory, train
+from sgan_jax import data, memory, train
 from tests.helpers import blobs, tiny_config
-from sgan_jax import data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
