@@ -133,6 +133,8 @@ def main(argv=None):
   p.add_argument("--peak_n", type=int, default=2048, help="matmul size for the peak measurement")
   p.add_argument("--out", default=None, help="JSON-lines output path (a .md table is written beside it)")
   a = p.parse_args(argv)
+  if a.reps < 1 or a.rounds < 1:
+    p.error("--reps and --rounds must be at least 1")
   if a.quick:
     a.models, a.label_rates, a.batches, a.iters, a.reps, a.rounds = "mlp", "0.001,1.0", "100", 20, 2, 3
   # The peak is a maximum: the best of several measurements (spread through the run)

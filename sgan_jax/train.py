@@ -556,8 +556,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   extra = {"lab_idx": np.asarray(splits.lab_idx, np.int64),
            "val_idx": np.asarray(splits.val_idx, np.int64)}
   if workdir:
-    # Checkpoint saves leave host memory in glibc heaps that are never returned unless its
-    # mmap and trim thresholds stay fixed (measured on MNIST: +250 MB over the first
+    # Checkpoint saves leave host memory in glibc heaps, not returned during the run unless
+    # its mmap and trim thresholds stay fixed (measured on MNIST: +250 MB over the first
     # 50 minutes otherwise, flat with them; sgan_jax/memory.py).
     memory.fix_mmap_threshold()
     # Hashing the data costs a pass over it; only checkpointed runs need it.
@@ -704,7 +704,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if stop:
         if ckpt is not None:
           ckpt.wait()
-        raise Preempted(f"[{mode}] SIGTERM received: stopped after epoch {epoch}"
+        raise Preempted(f"[{mode}] SIGTERM received"
+                        + (" (by this or another process)" if jax.process_count() > 1 else "")
+                        + f": stopped after epoch {epoch}"
                         + (f", checkpoint saved in {ckpt.directory}" if ckpt else
                            " (no workdir, nothing saved)"))
   finally:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -54,21 +55,38 @@ def _free_port() -> int:
 
 
 def _run_two_processes(script, workdir, timeout: float = 300):
-  """Runs ``script coordinator process_id workdir`` as 2 processes x 4 CPU devices."""
+  """Runs ``script coordinator process_id workdir`` as 2 processes x 4 CPU devices.
+
+  Output goes to files (two pipes read one after the other can fill and block a process
+  that the other waits for in a collective); both are killed on a hang or any error.
+  """
   flags = os.environ.get("XLA_FLAGS", "").replace("device_count=8", "device_count=4")
   env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=ROOT)
   coord = f"localhost:{_free_port()}"
+  outs = [open(f"{script}.{i}.log", "w+") for i in range(2)]
   procs = [subprocess.Popen([sys.executable, str(script), coord, str(i), str(workdir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=outs[i], stderr=subprocess.STDOUT, text=True)
            for i in range(2)]
+  deadline = time.monotonic() + timeout
   try:
-    logs = [p.communicate(timeout=timeout)[0] for p in procs]
-  except subprocess.TimeoutExpired:  # a hung collective must not outlive the test
     for p in procs:
-      p.kill()
-    tails = [p.communicate()[0][-2000:] for p in procs]
+      p.wait(timeout=max(1.0, deadline - time.monotonic()))
+  except subprocess.TimeoutExpired:
+    pass
+  finally:
+    hung = [p.poll() is None for p in procs]
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+    logs = []
+    for f in outs:
+      f.seek(0)
+      logs.append(f.read())
+      f.close()
+  if any(hung):
     raise AssertionError(f"2-process run did not finish in {timeout}s; output tails:\n"
-                         + "\n---\n".join(tails)) from None
+                         + "\n---\n".join(log[-2000:] for log in logs))
   return procs, logs
 
 
@@ -143,7 +161,12 @@ PREEMPT_DRIVER = textwrap.dedent("""
     if pid == 1:  # only this process is preempted, once process 0 has logged epoch 2
       def preempt_me():
         path = os.path.join(workdir, "metrics_sgan.jsonl")
-        while not (os.path.exists(path) and len(open(path).readlines()) >= 2):
+        def records():
+          if not os.path.exists(path):
+            return 0
+          with open(path) as f:
+            return len(f.readlines())
+        while records() < 2:
           time.sleep(0.02)
         os.kill(os.getpid(), signal.SIGTERM)
       threading.Thread(target=preempt_me, daemon=True).start()

@@ -92,8 +92,9 @@ if a.no_malloc_fix:
   memory.fix_mmap_threshold = lambda *args, **kw: False
 if a.malloc_trim_threshold is not None or a.malloc_mmap_threshold is not None:
   from sgan_jax import memory
-  memory.fix_mmap_threshold.__defaults__ = (a.malloc_mmap_threshold or memory.DEFAULT_THRESHOLD,
-                                            a.malloc_trim_threshold or memory.TRIM_THRESHOLD)
+  memory.fix_mmap_threshold.__defaults__ = (
+      memory.DEFAULT_THRESHOLD if a.malloc_mmap_threshold is None else a.malloc_mmap_threshold,
+      memory.TRIM_THRESHOLD if a.malloc_trim_threshold is None else a.malloc_trim_threshold)
 if a.no_ckpt:
   cfg = cfg.replace(checkpoint_every=10**9)
 if a.no_grid:  # neither the generator pass nor the PNG write
