@@ -28,6 +28,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import numpy as np
 import optax
 import tqdm
@@ -42,7 +43,6 @@ from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.models import (ConvDiscriminator, ConvGenerator, DCGANDiscriminator, DCGANGenerator,
                              MLPDiscriminator, MLPGenerator)
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any

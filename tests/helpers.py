@@ -26,6 +26,13 @@ def blobs(n=160, k=4, side=8, channels=1, seed=0, n_test=40):
   return data.from_arrays(xtr, ytr, xte, yte, name="blobs")
 
 
+def splits_for(cfg: Config, ds=None) -> data.Splits:
+  """The splits a run of ``cfg`` trains on (``ds`` defaults to :func:`blobs`)."""
+  return data.make_splits(blobs() if ds is None else ds, labels_per_class=cfg.labels_per_class,
+                          label_rate=cfg.label_rate, val_size=cfg.val_size,
+                          data_seed=cfg.data_seed)
+
+
 def tiny_config(**kw) -> Config:
   base = dict(name="tiny", dataset="blobs", labels_per_class=2, val_size=16, model="mlp",
               d_hidden=(32, 16), g_hidden=(32,), latent_dim=8, batch_size=16, epochs=2,

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from sgan_jax import data, memory, train
-from tests.helpers import blobs, tiny_config
+from sgan_jax import memory, train
+from tests.helpers import splits_for, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,8 +65,7 @@ def test_applied_for_checkpointing_runs_only(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(memory, "fix_mmap_threshold", lambda *a: calls.append(a) or True)
   cfg = tiny_config(epochs=1, baseline=False)
-  splits = data.make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
-                            val_size=cfg.val_size, data_seed=cfg.data_seed)
+  splits = splits_for(cfg)
   train.train(cfg, splits, "sgan", None, lambda s: None)
   assert calls == []
   train.train(cfg, splits, "sgan", str(tmp_path / "run"), lambda s: None)

@@ -14,9 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from sgan_jax import data, train
+from sgan_jax import train
 from sgan_jax.errors import SganError
-from tests.helpers import ADAM_LINEAR, assert_devices_agree, blobs, tiny_config
+from tests.helpers import ADAM_LINEAR, assert_devices_agree, splits_for, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent("""
     coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     distributed.initialize(coordinator, 2, pid)
     assert jax.process_count() == 2 and len(jax.devices()) == 8 and len(jax.local_devices()) == 4
-    from tests.helpers import blobs, tiny_config
+    from tests.helpers import blobs, splits_for, tiny_config
     cfg = tiny_config(num_devices=0, epochs=2, baseline=False, eps_root=1.0)
     def dump(path):
       out = train.train(cfg, splits, "sgan", workdir, print)
@@ -39,9 +39,7 @@ DRIVER = textwrap.dedent("""
     experiment.train_and_evaluate(cfg, workdir, blobs(), modes=["sgan"])
     # Again with --fresh: the old checkpoints are moved aside once, not once per process.
     experiment.train_and_evaluate(cfg, workdir, blobs(), modes=["sgan"], fresh=True)
-    from sgan_jax import data
-    splits = data.make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
-                              val_size=cfg.val_size, data_seed=cfg.data_seed)
+    splits = splits_for(cfg)
     dump(workdir + "/epoch2.npz")  # resumes the finished run: its final state
     cfg = cfg.replace(epochs=3)
     dump(workdir + "/epoch3.npz")  # both processes resume from their checkpoint, one more epoch
@@ -90,11 +88,6 @@ def _run_two_processes(script, workdir, timeout: float = 300):
   return procs, logs
 
 
-def _splits(cfg):
-  return data.make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
-                          val_size=cfg.val_size, data_seed=cfg.data_seed)
-
-
 def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   script = tmp_path / "driver.py"
   script.write_text(DRIVER.format(root=ROOT))
@@ -106,7 +99,7 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   # One process, 8 devices, same config: same numbers up to reassociation of the sums
   # (the cross-process all-reduce adds in another order).
   cfg = tiny_config(num_devices=0, epochs=2, baseline=False, eps_root=ADAM_LINEAR)
-  ref = train.train(cfg, _splits(cfg), "sgan", None, lambda s: None)
+  ref = train.train(cfg, splits_for(cfg), "sgan", None, lambda s: None)
   recs = [json.loads(line) for line in (wd / "metrics_sgan.jsonl").read_text().splitlines()]
   assert [r["epoch"] for r in recs] == [1, 2, 3]  # written once, by process 0
   for r, h in zip(recs, ref["history"]):
@@ -119,7 +112,7 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
     assert (wd / f).exists(), f
 
   # The parameters themselves, after 2 epochs and after a 2-process resume to epoch 3.
-  full3 = train.train(cfg.replace(epochs=3), _splits(cfg), "sgan", None, lambda s: None)
+  full3 = train.train(cfg.replace(epochs=3), splits_for(cfg), "sgan", None, lambda s: None)
   for path, st in (("epoch2.npz", ref["state"]), ("epoch3.npz", full3["state"])):
     with np.load(wd / path) as f:
       got = [f[f"arr_{i}"] for i in range(len(f.files))]
@@ -132,9 +125,9 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   # Their checkpoint restores in this single process (8 devices) and training goes on,
   # landing where an uninterrupted single-process run lands.
   lines = []
-  out = train.train(cfg.replace(epochs=4), _splits(cfg), "sgan", str(wd), lines.append)
+  out = train.train(cfg.replace(epochs=4), splits_for(cfg), "sgan", str(wd), lines.append)
   assert any("resumed from" in ln and "epoch 3" in ln for ln in lines), lines
-  full = train.train(cfg.replace(epochs=4), _splits(cfg), "sgan", None, lambda s: None)
+  full = train.train(cfg.replace(epochs=4), splits_for(cfg), "sgan", None, lambda s: None)
   assert_devices_agree(out["state"], full["state"])
 
 
@@ -151,13 +144,11 @@ PREEMPT_DRIVER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import jax
     from sgan_jax import distributed, train
-    from sgan_jax.data import make_splits
     coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     distributed.initialize(coordinator, 2, pid)
-    from tests.helpers import blobs, tiny_config
+    from tests.helpers import splits_for, tiny_config
     cfg = tiny_config(num_devices=0, epochs=300, baseline=False, eps_root=1.0, lr_decay_epochs=0)
-    splits = make_splits(blobs(), labels_per_class=cfg.labels_per_class, label_rate=None,
-                         val_size=cfg.val_size, data_seed=cfg.data_seed)
+    splits = splits_for(cfg)
     if pid == 1:  # only this process is preempted, once process 0 has logged epoch 2
       def preempt_me():
         path = os.path.join(workdir, "metrics_sgan.jsonl")
@@ -203,7 +194,7 @@ def test_sigterm_to_one_process_stops_all_at_the_same_epoch(tmp_path):
   cfg = tiny_config(num_devices=0, epochs=stop + 1, baseline=False, eps_root=ADAM_LINEAR,
                     lr_decay_epochs=0)
   lines = []
-  out = train.train(cfg, _splits(cfg), "sgan", str(wd), lines.append)
+  out = train.train(cfg, splits_for(cfg), "sgan", str(wd), lines.append)
   assert any("resumed from" in ln and f"epoch {stop}" in ln for ln in lines), lines
-  full = train.train(cfg, _splits(cfg), "sgan", None, lambda s: None)
+  full = train.train(cfg, splits_for(cfg), "sgan", None, lambda s: None)
   assert_devices_agree(out["state"], full["state"])

@@ -13,7 +13,7 @@ import pytest
 from sgan_jax import data, losses, models, train
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
-from tests.helpers import ADAM_LINEAR, assert_devices_agree, blobs, tiny_config
+from tests.helpers import ADAM_LINEAR, assert_devices_agree, blobs, splits_for, tiny_config
 
 RNG = np.random.default_rng(0)
 
@@ -125,11 +125,6 @@ def test_dcgan_pair_shapes():
   assert out.shape == (2, 28, 28, 1) and float(out.min()) >= 0 and float(out.max()) <= 1
 
 
-def _splits(cfg, ds):
-  return data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=None,
-                          val_size=cfg.val_size, data_seed=cfg.data_seed)
-
-
 @pytest.mark.parametrize("kw,extra_metrics", [
     (dict(d_objective="wasserstein", g_loss="wasserstein"), {"loss_gp"}),
     (dict(d_objective="wasserstein"), {"loss_gp"}),
@@ -140,7 +135,7 @@ def _splits(cfg, ds):
 ])
 def test_objectives_train_end_to_end(kw, extra_metrics):
   cfg = tiny_config(**kw)
-  out = train.train(cfg, _splits(cfg, blobs()), log=lambda s: None)
+  out = train.train(cfg, splits_for(cfg), log=lambda s: None)
   last = out["history"][-1]
   assert extra_metrics <= set(last), set(last)
   assert all(np.isfinite(last[k]) for k in extra_metrics | {"loss_gen", "loss_unl", "test_err"})
@@ -152,7 +147,7 @@ def test_dcgan_eight_devices_match_one():
   for n in (1, 8):
     cfg = tiny_config(model="dcgan", d_width=4, g_width=4, parameterization="k+1",
                       num_devices=n, epochs=1, val_size=0, eps_root=ADAM_LINEAR)
-    states.append(train.train(cfg, _splits(cfg, ds), log=lambda s: None)["state"])
+    states.append(train.train(cfg, splits_for(cfg, ds), log=lambda s: None)["state"])
   # The critic's per-stream batch norm must use global-batch statistics: d_frozen holds them.
   assert_devices_agree(states[0], states[1], ("d_params", "d_frozen", "g_params", "g_state"))
 

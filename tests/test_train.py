@@ -8,20 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgan_jax import data, experiment, train
+from sgan_jax import experiment, train
 from sgan_jax.errors import SganError
-from tests.helpers import ADAM_LINEAR, assert_devices_agree, blobs, tiny_config, tiny_conv_config
+from tests.helpers import (ADAM_LINEAR, assert_devices_agree, blobs, splits_for, tiny_config,
+                           tiny_conv_config)
 
 
 def _np(x):
   if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
     x = jax.random.key_data(x)
   return np.asarray(x)
-
-
-def splits_for(cfg, ds):
-  return data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=cfg.label_rate,
-                          val_size=cfg.val_size, data_seed=cfg.data_seed)
 
 
 @pytest.mark.parametrize("mode,param", [("sgan", "k"), ("sgan", "k+1"), ("supervised", "k")])
