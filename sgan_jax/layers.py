@@ -1,5 +1,6 @@
 """Layers the reference models need that Flax does not ship: weight norm with
-data-dependent initialisation, and additive Gaussian noise.
+data-dependent initialisation, additive Gaussian noise, and a transposed conv whose kernel
+gradient is a matmul on CPU (:mod:`sgan_jax.conv`).
 
 Weight-normalised layers compute ``y = (x @ v) * scale / ||v|| + bias`` (Salimans &
 Kingma 2016). ``scale`` is a trainable parameter only when ``train_scale=True`` (the
@@ -20,6 +21,8 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from sgan_jax import conv
 
 WN_EPS = 1e-6  # inside the norm's sqrt, as in improved-gan's l2normalize
 
@@ -95,7 +98,7 @@ class WNConv(_WeightNorm):
     v, inv_norm = self._kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
     dtype = self.dtype or x.dtype
-    t = jax.lax.conv_general_dilated(
+    t = conv.conv_general_dilated(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), self.padding,
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return self._finish(t, inv_norm, scale, bias, init_mode)
@@ -115,10 +118,39 @@ class WNConvTranspose(_WeightNorm):
     v, inv_norm = self._kernel((*self.kernel_size, x.shape[-1], self.features))
     scale, bias = self._scale_and_bias()
     dtype = self.dtype or x.dtype
-    t = jax.lax.conv_transpose(
+    t = conv.conv_transpose(
         x.astype(dtype), v.astype(dtype), tuple(self.strides), "SAME",
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return self._finish(t, inv_norm, scale, bias, init_mode)
+
+
+class ConvTranspose(nn.Module):
+  """``flax.linen.ConvTranspose`` (NHWC, string padding) through :func:`conv.conv_transpose`.
+
+  Same parameters (``kernel`` ``(kh, kw, C, features)``, ``bias``), initialisation order
+  and outputs as the Flax layer, and the same auto-name (``ConvTranspose_<i>``), so
+  checkpoints written with either load into the other.
+  """
+
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] = (1, 1)
+  padding: str = "SAME"
+  use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    bias = (self.param("bias", self.bias_init, (self.features,), jnp.float32)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv.conv_transpose(x, kernel, tuple(self.strides), self.padding,
+                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if bias is None else y + bias
 
 
 class GaussianNoise(nn.Module):

@@ -19,7 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sgan_jax.layers import GaussianNoise, WNConv, WNConvTranspose, WNDense
+from sgan_jax import conv
+from sgan_jax.layers import ConvTranspose, GaussianNoise, WNConv, WNConvTranspose, WNDense
 
 glorot = nn.initializers.glorot_uniform()
 
@@ -178,7 +179,7 @@ class ConvGenerator(nn.Module):
                  dtype=self.dtype)(z)
     x = nn.relu(bn(x)).reshape(z.shape[0], h // 8, w // 8, 4 * self.width)
     for ch in (2 * self.width, self.width):
-      x = nn.ConvTranspose(ch, (5, 5), strides=(2, 2), padding="SAME", use_bias=False,
+      x = ConvTranspose(ch, (5, 5), strides=(2, 2), padding="SAME", use_bias=False,
                            kernel_init=init, dtype=self.dtype)(x)
       x = nn.relu(bn(x))
     x = WNConvTranspose(c, train_scale=True, init_scale=0.1, dtype=self.dtype)(x, init_mode)
@@ -249,7 +250,7 @@ class DCGANDiscriminator(nn.Module):
     for i, (mult, stride) in enumerate(((1, 2), (2, 2), (4, 2), (8, 1))):
       h = nn.Conv(self.width * mult, (3, 3), strides=(stride, stride), padding="SAME",
                   kernel_init=nn.initializers.normal(0.02), use_bias=(i == 0),
-                  dtype=self.dtype)(h)
+                  dtype=self.dtype, conv_general_dilated=conv.conv_general_dilated)(h)
       if i > 0:
         h = StreamBatchNorm(dtype=self.dtype)(h, train, groups)
       h = nn.leaky_relu(h, 0.2)
@@ -285,9 +286,9 @@ class DCGANGenerator(nn.Module):
     x = _condition(z, labels, self.num_classes)
     x = nn.Dense((h // 4) * (w // 4) * 2 * self.width, kernel_init=init, dtype=self.dtype)(x)
     x = nn.relu(bn(x)).reshape(z.shape[0], h // 4, w // 4, 2 * self.width)
-    x = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
+    x = ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
                          use_bias=False, dtype=self.dtype)(x)
     x = nn.relu(bn(x))
-    x = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
+    x = ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
                          dtype=self.dtype)(x)
     return _activate(x.astype(jnp.float32), self.output_activation)

@@ -1,0 +1,130 @@
+"""Convolutions with a matmul kernel gradient (sgan_jax.conv) against lax's own."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from sgan_jax import conv
+from sgan_jax.layers import ConvTranspose
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+# (x shape, kernel shape, strides, padding): the models' convs and edge cases (odd sizes
+# whose SAME padding is asymmetric, VALID, 1x1, a kernel larger than the input).
+CONVS = [((2, 9, 9, 3), (3, 3, 3, 5), (2, 2), "SAME"),
+         ((2, 8, 8, 3), (3, 3, 3, 5), (1, 1), "SAME"),
+         ((2, 8, 7, 3), (3, 3, 3, 5), (1, 1), "VALID"),
+         ((3, 4, 4, 6), (1, 1, 6, 2), (1, 1), "SAME"),
+         ((2, 5, 5, 2), (3, 3, 2, 4), (2, 1), ((1, 2), (0, 1)))]
+TRANSPOSED = [((2, 7, 7, 4), (4, 4, 4, 6), (2, 2), "SAME"),
+              ((2, 4, 4, 4), (5, 5, 4, 3), (2, 2), "SAME"),
+              ((2, 3, 5, 2), (3, 3, 2, 3), (2, 2), "VALID"),
+              ((1, 4, 4, 3), (3, 3, 3, 2), (1, 1), "SAME")]
+
+
+def _inputs(xs, ws, seed=0):
+  k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+  return (jax.random.normal(k1, xs), jax.random.normal(k2, ws),
+          lambda out_shape: jax.random.normal(k3, out_shape))
+
+
+def _check(ours, ref, x, w, cot):
+  np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+  out = ref(x, w)
+  g = cot(out.shape)
+  for f in (lambda fn: fn, jax.jit):  # with and without jit
+    _, vjp_ours = jax.vjp(f(ours), x, w)
+    _, vjp_ref = jax.vjp(ref, x, w)
+    for a, b in zip(vjp_ours(g), vjp_ref(g)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,strides,padding", CONVS)
+def test_conv_matches_lax_values_and_gradients(xs, ws, strides, padding):
+  x, w, cot = _inputs(xs, ws)
+  ours = lambda x, w: conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+  ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+  _check(ours, ref, x, w, cot)
+
+
+@pytest.mark.parametrize("xs,ws,strides,padding", TRANSPOSED)
+def test_conv_transpose_matches_lax_values_and_gradients(xs, ws, strides, padding):
+  x, w, cot = _inputs(xs, ws, seed=1)
+  ours = lambda x, w: conv.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC)
+  ref = lambda x, w: lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC)
+  _check(ours, ref, x, w, cot)
+
+
+def test_custom_gradient_is_used_on_cpu():
+  # The point of the module: XLA:CPU's own kernel-gradient conv is what it replaces.
+  x, w, _ = _inputs((2, 8, 8, 3), (3, 3, 3, 4))
+  f = lambda w: jnp.sum(conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=NHWC))
+  assert "custom_vjp" in str(jax.make_jaxpr(f)(w))
+  conv_outputs = lambda g: [e.outvars[0].aval.shape for e in jax.make_jaxpr(g)(w).eqns
+                            if e.primitive.name == "conv_general_dilated"]
+  # lax computes the kernel gradient as a conv whose output has the kernel's shape; here
+  # it is contractions (dot_general), and no conv outputs a kernel-shaped array.
+  assert w.shape in conv_outputs(jax.grad(lambda w: jnp.sum(lax.conv_general_dilated(
+      x, w, (2, 2), "SAME", dimension_numbers=NHWC))))
+  assert w.shape not in conv_outputs(jax.grad(f))
+
+
+def test_bfloat16_gradient_dtype_and_value():
+  x, w, cot = _inputs((2, 7, 7, 4), (4, 4, 4, 3))
+  xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+  ours = lambda w: conv.conv_transpose(xb, w, (2, 2), "SAME", dimension_numbers=NHWC)
+  ref = lambda w: lax.conv_transpose(xb, w, (2, 2), "SAME", dimension_numbers=NHWC)
+  g = cot(ref(wb).shape).astype(jnp.bfloat16)
+  (dw,) = jax.vjp(ours, wb)[1](g)
+  (dw_ref,) = jax.vjp(ref, wb)[1](g)
+  assert dw.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.float32(dw), np.float32(dw_ref), rtol=3e-2, atol=3e-2)
+
+
+def test_unsupported_arguments_fall_through_to_lax():
+  # NCHW layout and feature groups are not handled: the result is lax's exactly.
+  x = jax.random.normal(jax.random.key(0), (2, 4, 6, 6))
+  w = jax.random.normal(jax.random.key(1), (4, 2, 3, 3))
+  dn = ("NCHW", "OIHW", "NCHW")
+  args = ((1, 1), "SAME")
+  ours = conv.conv_general_dilated(x, w, *args, dimension_numbers=dn, feature_group_count=2)
+  ref = lax.conv_general_dilated(x, w, *args, dimension_numbers=dn, feature_group_count=2)
+  np.testing.assert_array_equal(ours, ref)
+  f = lambda w: jnp.sum(conv.conv_general_dilated(x, w, *args, dimension_numbers=dn,
+                                                  feature_group_count=2))
+  assert "custom_vjp" not in str(jax.make_jaxpr(f)(w))
+
+
+def test_transpose_padding_matches_lax():
+  x = jnp.ones((1, 5, 5, 1))
+  for k in (1, 2, 3, 4, 5):
+    for s in (1, 2, 3):
+      for pad in ("SAME", "VALID"):
+        w = jnp.ones((k, k, 1, 1))
+        ours = conv.conv_transpose(x, w, (s, s), pad, dimension_numbers=NHWC)
+        ref = lax.conv_transpose(x, w, (s, s), pad, dimension_numbers=NHWC)
+        np.testing.assert_array_equal(ours, ref, err_msg=f"k={k} s={s} {pad}")
+  with pytest.raises(ValueError, match="SAME"):
+    conv.transpose_padding(3, 2, "FULL")
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_transpose_module_is_flax_compatible(use_bias):
+  """Same parameter names, shapes, initial values and outputs as nn.ConvTranspose, so
+  checkpoints of the models move between the two."""
+  x = jax.random.normal(jax.random.key(2), (3, 7, 7, 8))
+  kw = dict(features=5, kernel_size=(4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias,
+            kernel_init=nn.initializers.normal(0.02))
+  ours, ref = ConvTranspose(**kw), nn.ConvTranspose(**kw)
+  p_ours, p_ref = ours.init(jax.random.key(3), x), ref.init(jax.random.key(3), x)
+  jax.tree.map(np.testing.assert_array_equal, p_ours, p_ref)
+  b = jax.random.normal(jax.random.key(4), (5,)) if use_bias else None
+  if use_bias:
+    p_ref = {"params": {**p_ref["params"], "bias": b}}
+  np.testing.assert_allclose(ours.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+  g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x))))(p_ref)
+  g_ref = jax.grad(lambda p: jnp.sum(jnp.sin(ref.apply(p, x))))(p_ref)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_ours, g_ref)
