@@ -19,13 +19,14 @@ import os
 import platform
 import sys
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from sgan_jax import data, train
-from sgan_jax.config import Config
+from sgan_jax.config import Config, parse_override
 
 
 def measure_peak_flops(n: int = 2048, reps: int = 10, dtype=jnp.float32) -> float:
@@ -48,12 +49,32 @@ def synthetic_splits(shape, n_unl, label_rate, num_classes=10, seed=0):
                           data_seed=seed)
 
 
+# Model pairs: the MNIST MLP pair, the 32x32 conv pair (CIFAR-10/SVHN reference) and the
+# Odena-style DCGAN pair for 28x28 images (the mnist_odena_table setup).
+MODELS = {"mlp": ((28, 28, 1), {}), "conv": ((32, 32, 3), {}),
+          "dcgan": ((28, 28, 1), dict(d_width=32, g_width=64, parameterization="k+1",
+                                      g_loss="non_saturating+feature_matching"))}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+  """``name:key=value,key=value`` -> ``(name, {key: value})`` (config fields)."""
+  name, _, body = text.partition(":")
+  if not name or not body:
+    raise SystemExit(f"--variant {text!r} must look like name:key=value[,key=value]")
+  return name, dict(parse_override(kv) for kv in body.split(","))
+
+
 def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
-            dtype: str, n_unl: int) -> dict:
-  """Builds and compiles one configuration's training chunk; times nothing but compilation."""
-  shape = (28, 28, 1) if model == "mlp" else (32, 32, 3)
+            dtype: str, n_unl: int, variant: str = "", overrides: Optional[dict] = None) -> dict:
+  """Builds and compiles one configuration's training chunk; times nothing but compilation.
+
+  ``overrides``: config fields to change (a named ``variant`` of the model, e.g. without
+  its noise layers), timed in the same interleaved rounds as the rest.
+  """
+  shape, fields = MODELS[model]
   cfg = Config(model=model, labels_per_class=None, label_rate=label_rate, batch_size=batch,
-               compute_dtype=dtype, pixel_range="0,1", num_devices=0)
+               compute_dtype=dtype, pixel_range="0,1", num_devices=0,
+               **{**fields, **(overrides or {})})
   sp = synthetic_splits(shape, n_unl, label_rate)
   m = train.build_models(cfg, shape, 10, iters)
   mesh = train.make_mesh(0, batch)
@@ -76,7 +97,8 @@ def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
   state, mets = compiled(state, dd, idx[0])  # warm-up run, not timed
   jax.block_until_ready(mets)
   return {"compiled": compiled, "state": state, "data": dd, "idx": idx, "iters": iters,
-          "row": {"model": model, "label_rate": label_rate, "num_labeled": int(len(sp.y_lab)),
+          "row": {"model": model, **({"variant": variant, "overrides": overrides} if variant else {}),
+                  "label_rate": label_rate, "num_labeled": int(len(sp.y_lab)),
                   "global_batch": batch, "streams": 3, "examples_per_step": 4 * batch,
                   "compile_s": round(compile_s, 2),
                   "flops_per_step": float(cost.get("flops", float("nan"))), "dtype": dtype}}
@@ -131,10 +153,14 @@ def main(argv=None):
   p.add_argument("--rounds", type=int, default=5,
                  help="interleaved timing rounds; the median per configuration is reported")
   p.add_argument("--peak_n", type=int, default=2048, help="matmul size for the peak measurement")
+  p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                 help="also time the model with these config fields changed, in the same "
+                      "rounds (e.g. nonoise:input_noise=0,hidden_noise=0)")
   p.add_argument("--out", default=None, help="JSON-lines output path (a .md table is written beside it)")
   a = p.parse_args(argv)
   if a.reps < 1 or a.rounds < 1:
     p.error("--reps and --rounds must be at least 1")
+  variants = [parse_variant(v) for v in a.variant]
   if a.quick:
     a.models, a.label_rates, a.batches, a.iters, a.reps, a.rounds = "mlp", "0.001,1.0", "100", 20, 2, 3
   # The peak is a maximum: the best of several measurements (spread through the run)
@@ -152,7 +178,8 @@ def main(argv=None):
       # A conv iteration costs ~100x an MLP one on CPU: fewer iterations per chunk.
       iters = a.iters if model == "mlp" or meta["platform"] != "cpu" else max(2, a.iters // 10)
       configs = [dict(model=model, label_rate=float(r), batch=batch, iters=iters, reps=a.reps,
-                      dtype=a.dtype, n_unl=10000) for r in a.label_rates.split(",")]
+                      dtype=a.dtype, n_unl=10000, variant=name, overrides=over)
+                 for name, over in [("", None)] + variants for r in a.label_rates.split(",")]
       rows += bench_group(configs, a.rounds)
       peaks.append(measure_peak_flops(a.peak_n, dtype=mm_dtype))
   peak = max(peaks)
@@ -162,18 +189,19 @@ def main(argv=None):
   for r in rows:
     r.update(meta, fraction_of_peak=r["achieved_flops"] / peak)
     print(json.dumps(r), flush=True)
+  name = lambda r: r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
   table = ["| model | label rate | labeled | batch/stream | dtype | steps/s (median) | range over rounds | examples/s | compile s | GFLOP/step | achieved GFLOP/s | % of peak |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    table.append(f"| {r['model']} | {r['label_rate']:g} | {r['num_labeled']} | {r['global_batch']} | "
+    table.append(f"| {name(r)} | {r['label_rate']:g} | {r['num_labeled']} | {r['global_batch']} | "
                  f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['steps_per_sec_min']:.1f}-{r['steps_per_sec_max']:.1f} | "
                  f"{r['examples_per_sec']:.0f} | "
                  f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
                  f"{r['achieved_flops'] / 1e9:.1f} | {100 * r['fraction_of_peak']:.0f}% |")
   spread = ["", "| model | batch/stream | dtype | steps/s spread across label rates (max-min)/mean |",
             "|---|---|---|---|"]
-  for key in sorted({(r["model"], r["global_batch"], r["dtype"]) for r in rows}):
-    sps = [r["steps_per_sec"] for r in rows if (r["model"], r["global_batch"], r["dtype"]) == key]
+  for key in sorted({(name(r), r["global_batch"], r["dtype"]) for r in rows}):
+    sps = [r["steps_per_sec"] for r in rows if (name(r), r["global_batch"], r["dtype"]) == key]
     if len(sps) > 1:
       spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
   md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}), JAX {meta['jax']}, "

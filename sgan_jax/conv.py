@@ -20,12 +20,15 @@ tap: ``dW[i, j] = A_ij^T @ B_ij`` over all batch and spatial positions, where
 
 Everything else falls through to ``lax``. The custom gradient is used only when the
 default backend is the CPU (decided at trace time); accelerators keep their own conv
-kernels, which are fast there.
+kernels, which are fast there. ``SGAN_JAX_CONV_GRAD=lax`` turns it off everywhere and
+``SGAN_JAX_CONV_GRAD=matmul`` turns it on everywhere (to compare, or to try it on an
+accelerator); the default is ``auto``.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Optional, Sequence
 
 import jax
@@ -106,7 +109,11 @@ def _is_nhwc(lhs, rhs, dimension_numbers) -> bool:
 
 
 def _use_custom_grad() -> bool:
-  return jax.default_backend() == "cpu"
+  mode = os.environ.get("SGAN_JAX_CONV_GRAD", "auto")
+  if mode not in ("auto", "lax", "matmul"):
+    raise ValueError(f"SGAN_JAX_CONV_GRAD={mode!r}: use 'auto' (matmul kernel gradient on CPU "
+                     "only), 'lax' (never) or 'matmul' (always).")
+  return mode == "matmul" or (mode == "auto" and jax.default_backend() == "cpu")
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

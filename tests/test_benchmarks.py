@@ -33,6 +33,23 @@ def test_bench_steps_writes_every_required_field(tmp_path, monkeypatch):
   assert "| mlp | 0.01 |" in md and "spread across label rates" in md
 
 
+def test_variants_are_timed_beside_the_model_and_labelled(tmp_path, monkeypatch):
+  monkeypatch.setattr(bench_steps, "Config", lambda **kw: Config(
+      **{**kw, "d_hidden": (32, 16), "g_hidden": (32,), "latent_dim": 8}))
+  out = tmp_path / "v.jsonl"
+  assert bench_steps.main(["--models", "mlp", "--label_rates", "0.01", "--batches", "8",
+                           "--iters", "2", "--reps", "1", "--rounds", "1", "--peak_n", "128",
+                           "--variant", "nonoise:input_noise=0,hidden_noise=0", "--out", str(out)]) == 0
+  rows = [json.loads(l) for l in out.read_text().splitlines()]
+  assert [r.get("variant") for r in rows] == [None, "nonoise"]
+  assert rows[1]["overrides"] == {"input_noise": 0, "hidden_noise": 0}
+  # The variant really changes the program: no Gaussian noise means fewer FLOPs.
+  assert rows[1]["flops_per_step"] < rows[0]["flops_per_step"]
+  assert "| mlp (nonoise) | 0.01 |" in (tmp_path / "v.md").read_text()
+  with pytest.raises(SystemExit, match="name:key=value"):
+    bench_steps.parse_variant("input_noise=0")
+
+
 def test_rounds_rotate_so_every_configuration_leads_once(monkeypatch):
   order = []
   monkeypatch.setattr(bench_steps, "prepare", lambda **c: {"name": c["name"], "row": {
@@ -40,3 +57,42 @@ def test_rounds_rotate_so_every_configuration_leads_once(monkeypatch):
   monkeypatch.setattr(bench_steps, "time_round", lambda p: order.append(p["name"]) or 1.0)
   bench_steps.bench_group([{"name": n} for n in "abc"], rounds=3)
   assert order == list("abc" "bca" "cab")
+
+
+def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypatch):
+  """The profile splits the real chunk's op time by category; turning the noise layers
+  off removes most random-number operations (the latent samples and key splits stay)."""
+  import profile_step  # noqa: E402
+  monkeypatch.setattr(bench_steps, "Config", lambda **kw: Config(
+      **kw, d_hidden=(32, 16), g_hidden=(32,), latent_dim=8))
+  res = {}
+  for name, extra in (("noise", []), ("none", ["--set", "input_noise=0", "--set", "hidden_noise=0"])):
+    out = tmp_path / f"{name}.json"
+    assert profile_step.main(["--batch", "8", "--iters", "2", "--peak_n", "128",
+                              "--out", str(out), *extra]) == 0
+    res[name] = json.loads(out.read_text())
+  ms = res["noise"]["ms_per_iteration"]
+  assert ms["matmul"] > 0 and ms["random numbers"] > 0
+  rng_ops = lambda r: r["ops_per_iteration"].get("random numbers", 0)
+  assert 0 < rng_ops(res["none"]) < rng_ops(res["noise"]) / 2
+  assert res["noise"]["peak_flops"] > 0 and res["none"]["overrides"] == ["input_noise=0", "hidden_noise=0"]
+
+
+def test_profile_categories():
+  import profile_step  # noqa: E402
+  assert profile_step.category("fusion", "jit(f)/GaussianNoise_0/add", {"dot"}) == "random numbers"
+  assert profile_step.category("fusion", "jit(_normal_real)/jit(_uniform)/while/body/add",
+                               {"add"}) == "random numbers"
+  assert profile_step.category("fusion", "jit(f)/WNDense_0/dot_general", {"dot", "add"}) == "matmul"
+  assert profile_step.category("convolution", "jit(f)/conv", set()) == "convolution"
+  assert profile_step.category("fusion", "jit(f)/relu", {"maximum"}) == \
+      "elementwise / reduction / other"
+  ops = profile_step.hlo_ops(jax_hlo_of_small_function())
+  assert any(op == "dot" or "dot" in fused for op, _, fused in ops.values())
+
+
+def jax_hlo_of_small_function() -> str:
+  import jax
+  import jax.numpy as jnp
+  f = jax.jit(lambda a, b: jnp.maximum(a @ b, 0.0) + 1.0)
+  return f.lower(jnp.ones((4, 4)), jnp.ones((4, 4))).compile().as_text()

@@ -128,3 +128,14 @@ def test_conv_transpose_module_is_flax_compatible(use_bias):
   g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x))))(p_ref)
   g_ref = jax.grad(lambda p: jnp.sum(jnp.sin(ref.apply(p, x))))(p_ref)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_ours, g_ref)
+
+
+@pytest.mark.parametrize("mode,custom", [("auto", True), ("matmul", True), ("lax", False)])
+def test_environment_switch(monkeypatch, mode, custom):
+  monkeypatch.setenv("SGAN_JAX_CONV_GRAD", mode)
+  x, w, _ = _inputs((2, 8, 8, 3), (3, 3, 3, 4))
+  f = lambda w: conv.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+  assert ("custom_vjp" in str(jax.make_jaxpr(f)(w))) == custom  # this suite runs on CPU
+  monkeypatch.setenv("SGAN_JAX_CONV_GRAD", "fast")
+  with pytest.raises(ValueError, match="'auto'"):
+    f(w)
