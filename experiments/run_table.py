@@ -8,7 +8,9 @@
 Writes <workdir>/{results.csv,results.json,table.md,error_vs_labels.png} and one run
 folder per cell (labels_<n>/seed_<s>/ with metrics, checkpoints, curves.png and sample
 grids). Rerun the same command after an interruption to resume; a larger --epochs
-continues the finished runs.
+continues the finished runs. ``--report_budget N`` trains nothing and writes the table as
+the runs stood after N epochs (runs of different lengths compared at one budget) to
+<workdir>/budget_<N>/.
 """
 
 import argparse
@@ -19,7 +21,7 @@ import sys
 
 from sgan_jax.config import from_dict, parse_override
 from sgan_jax.errors import SganError
-from sgan_jax.tables import run_table
+from sgan_jax.tables import report_at_budget, run_table
 from sgan_jax.train import Preempted
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -48,6 +50,9 @@ def main(argv=None) -> int:
   p.add_argument("--labels", default=None, help="comma-separated subset of the table's label counts")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
   p.add_argument("--workdir", default=None, help="output folder (default: runs/tables/<table>)")
+  p.add_argument("--report_budget", type=int, default=None, metavar="N",
+                 help="train nothing: write the table as the existing runs stood after N epochs "
+                      "(validation-selected within them) to <workdir>/budget_<N>/")
   a = p.parse_args(argv)
   try:
     table, cfg = load_table(a.table)
@@ -55,7 +60,11 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     labels = [int(n) for n in a.labels.split(",")] if a.labels else None
     root = a.workdir or os.path.join("runs", "tables", table.name)
-    result = run_table(table, cfg, seeds, root, a.epochs, labels=labels)
+    if a.report_budget:
+      report_at_budget(table, root, seeds, a.report_budget, labels=labels)
+      root = os.path.join(root, f"budget_{a.report_budget}")
+    else:
+      run_table(table, cfg, seeds, root, a.epochs, labels=labels)
   except SganError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -27,7 +27,7 @@ import numpy as np
 
 from sgan_jax import data as data_lib
 from sgan_jax import experiment
-from sgan_jax.config import Config
+from sgan_jax.config import Config, from_dict
 from sgan_jax.errors import SganError
 
 
@@ -120,6 +120,64 @@ def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
     if r["val_err"] < best["val_err"]:
       best = r
   return best
+
+
+def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
+                     labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
+                     out: Optional[str] = None) -> dict:
+  """The table as it stood at a common epoch ``budget``, from runs of any length >= it.
+
+  Reads every ``labels_<n>/seed_<s>`` run's metrics (nothing is trained or written into
+  the runs) and takes the record training would have selected after ``budget`` epochs
+  (:func:`selected_within`). Runs that decay their learning rate are refused (a shorter
+  budget is not a prefix of them); runs that have not reached the budget are skipped and
+  named in the log. Writes the table files into ``out`` (default ``<root>/budget_<N>``).
+  """
+  labels = tuple(labels or table.labels)
+  rows, num_test = [], None
+  for n in labels:
+    for s in seeds:
+      wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
+      try:
+        with open(os.path.join(wd, "config.json")) as f:
+          cfg = from_dict(json.load(f))
+        if os.path.exists(os.path.join(wd, "summary.json")):
+          with open(os.path.join(wd, "summary.json")) as f:
+            num_test = json.load(f).get("num_test", num_test)
+      except OSError:
+        log(f"[skip] {wd}: no run folder")
+        continue
+      if cfg.lr_decay_epochs:
+        raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
+                        "a shorter budget is not a prefix of that run. Report its own budget.")
+      for mode in table.modes:
+        path = os.path.join(wd, f"metrics_{mode}.jsonl")
+        recs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+        sel = selected_within(recs, budget)
+        if sel is None:
+          log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {budget} "
+              f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
+          continue
+        at = next(r for r in recs if r["epoch"] == budget)
+        # Training time to the budget: steps over the run's steady-state speed (wall_s
+        # restarts with each resumed process).
+        train_s = at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
+        rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
+                     "test_err": sel["test_err"], "final_test_err": at["test_err"],
+                     "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
+                     "epochs": budget, "train_s": train_s, "wall_s": train_s,
+                     "num_test": num_test, "selection": "validation"})
+  if not rows:
+    raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
+  if num_test is None:
+    raise SganError(f"No finished run in {root} records the test-set size (summary.json).")
+  for r in rows:
+    r["num_test"] = num_test
+  result = {"table": table.name, "title": table.title + f" (at a {budget}-epoch budget)",
+            "source": table.source, "seeds": list(seeds), "labels": list(labels),
+            "budget": budget, "rows": rows, "cells": aggregate(rows)}
+  write_outputs(table, result, out or os.path.join(root, f"budget_{budget}"))
+  return result
 
 
 def aggregate(rows: list[dict]) -> list[dict]:

@@ -116,3 +116,36 @@ def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
   assert sel["test_err"] == short["summary"]["selected_test_err"]
   assert sel["epoch"] == short["summary"]["best_val_epoch"]
   assert tables.selected_within(long["history"], 5)["test_err"] == long["summary"]["selected_test_err"]
+
+
+def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
+  """Runs of 3 and 2 epochs reported at a 2-epoch budget: the 3-epoch run counts as the
+  2-epoch run it contains (selection within its first 2 epochs); nothing is trained."""
+  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0)
+  tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None, labels=[4])
+  tables.run_table(TABLE, cfg, [0], str(tmp_path), epochs=3, dataset=blobs(), log=lambda s: None,
+                   labels=[8])
+  before = sorted(p.name for p in (tmp_path / "labels_8" / "seed_0").iterdir())
+  logs = []
+  res = tables.report_at_budget(TABLE, str(tmp_path), [0], 2, log=logs.append)
+  assert sorted(p.name for p in (tmp_path / "labels_8" / "seed_0").iterdir()) == before
+  recs = [json.loads(l) for l in open(tmp_path / "labels_8" / "seed_0" / "metrics_sgan.jsonl")]
+  assert len(recs) == 3
+  row = next(r for r in res["rows"] if r["labels"] == 8 and r["mode"] == "sgan")
+  assert row["test_err"] == tables.selected_within(recs, 2)["test_err"] and row["epochs"] == 2
+  md = (tmp_path / "budget_2" / "table.md").read_text()
+  assert "2-epoch budget" in md and "| 4 |" in md and "| 8 |" in md
+  assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
+  # A budget no run reached is an error; a run short of it is skipped by name.
+  with pytest.raises(SganError, match="reached epoch 4"):
+    tables.report_at_budget(TABLE, str(tmp_path), [0], 4, log=logs.append)
+  res3 = tables.report_at_budget(TABLE, str(tmp_path), [0], 3, log=logs.append)
+  assert {r["labels"] for r in res3["rows"]} == {8}
+  assert any("labels_4" in line and "reached epoch 2" in line for line in logs)
+
+
+def test_report_at_budget_refuses_decaying_schedules(tmp_path):
+  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=1)
+  tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None, labels=[4])
+  with pytest.raises(SganError, match="decays its learning rate"):
+    tables.report_at_budget(TABLE, str(tmp_path), [0], 1, labels=[4])
