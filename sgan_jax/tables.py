@@ -20,6 +20,8 @@ import csv
 import dataclasses
 import json
 import os
+import re
+import textwrap
 import time
 from typing import Callable, Optional, Sequence
 
@@ -247,21 +249,42 @@ def _pyplot():
   return plt
 
 
+def published_errors(table: Table, num_test: int) -> dict:
+  """``{labels: (mean %, std %)}`` for the published cells written as ``"m ± s"`` (in the
+  table's unit); cells in words are left out."""
+  out = {}
+  for n, text in table.published.items():
+    m = re.fullmatch(r"\s*([\d.]+)\s*±\s*([\d.]+)\s*%?\s*", str(text))
+    if m:
+      scale = 100.0 / num_test if table.unit == "errors" else 1.0
+      out[n] = (float(m.group(1)) * scale, float(m.group(2)) * scale)
+  return out
+
+
 def plot_error_vs_labels(table: Table, result: dict, path: str) -> None:
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(5.5, 4))
+  fig, ax = plt.subplots(figsize=(6, 4.2))
   for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):
     cs = [c for c in result["cells"] if c["mode"] == mode]
     if cs:
       ax.errorbar([c["labels"] for c in cs], [100 * c["test_err_mean"] for c in cs],
-                  yerr=[100 * c["test_err_std"] for c in cs], marker="o", capsize=4, label=name)
+                  yerr=[100 * c["test_err_std"] for c in cs], marker="o", capsize=4,
+                  label=f"{name} (ours)")
+  pub = published_errors(table, result["cells"][0]["num_test"]) if result["cells"] else {}
+  if pub:
+    ns = sorted(pub)
+    ax.errorbar(ns, [pub[n][0] for n in ns], yerr=[pub[n][1] for n in ns], marker="s",
+                capsize=4, linestyle="--", color="gray", label="published")
   ax.set_xscale("log")
   ax.set_yscale("log")
+  ax.set_xticks(list(result["labels"]))
+  ax.set_xticklabels([str(n) for n in result["labels"]])
+  ax.minorticks_off()
   ax.set_xlabel("labeled examples")
   ax.set_ylabel("test error (%)")
-  ax.set_title(result["title"], fontsize=10)
+  ax.set_title(textwrap.fill(result["title"], 60), fontsize=9)
   ax.grid(True, which="both", alpha=0.3)
-  ax.legend()
+  ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

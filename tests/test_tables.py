@@ -149,3 +149,15 @@ def test_report_at_budget_refuses_decaying_schedules(tmp_path):
   tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None, labels=[4])
   with pytest.raises(SganError, match="decays its learning rate"):
     tables.report_at_budget(TABLE, str(tmp_path), [0], 1, labels=[4])
+
+
+def test_published_cells_are_parsed_for_the_plot():
+  t = tables.Table(name="p", title="p", labels=(20, 100, 1000),
+                   published={20: "1677 ± 452", 100: "93 ± 6.5", 1000: "SGAN better"},
+                   source="s", modes=("sgan",), unit="errors")
+  pub = tables.published_errors(t, 10000)
+  assert set(pub) == {20, 100}  # the cell in words is left out
+  assert pub[100] == pytest.approx((0.93, 0.065))
+  pct = tables.Table(name="q", title="q", labels=(4,), published={4: "18.63 ± 2.32"},
+                     source="s", modes=("sgan",), unit="%")
+  assert tables.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
