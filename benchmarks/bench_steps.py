@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from typing import Optional
@@ -61,7 +62,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
   name, _, body = text.partition(":")
   if not name or not body:
     raise SystemExit(f"--variant {text!r} must look like name:key=value[,key=value]")
-  return name, dict(parse_override(kv) for kv in body.split(","))
+  # Split at commas that start a new key=, so list values (d_hidden=500,500) stay whole.
+  return name, dict(parse_override(kv) for kv in re.split(r",(?=\w+=)", body))
 
 
 def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,

@@ -3,8 +3,10 @@
 XLA:CPU lowers the kernel gradient of a convolution (the conv that contracts over the
 batch) to a slow generic loop: in the DCGAN pair's step it took 1.8 s for 2.8 GFLOP, while
 the same contraction written as ``kh * kw`` matmuls runs at matmul speed. Measured on the
-2-core CPU: the Odena DCGAN step went from 0.16 to ~1.5 it/s and its supervised-only step
-from 0.7 to ~16 it/s (README, performance section).
+2-core CPU: the Odena DCGAN step went from 0.15 to 2.2-2.3 it/s and its supervised-only
+step from 0.7 to ~15 it/s (README, performance section). Limits: forward-mode autodiff
+(jvp/jacfwd) does not go through the custom VJP; taps also multiply the zero padding, so
+XLA's FLOP count of the step is higher than with lax's kernel gradient.
 
 :func:`conv_general_dilated` and :func:`conv_transpose` have the ``lax`` signatures
 (``flax.linen.Conv(conv_general_dilated=...)`` takes the first). For NHWC inputs with HWIO
@@ -59,8 +61,9 @@ def _fwd(x, w, strides, pads, lhs_dil):
 def kernel_grad(x: jax.Array, g: jax.Array, kernel_hw: tuple[int, int], strides, pads,
                 lhs_dil) -> jax.Array:
   """``d out / d w`` contracted with ``g``: x ``(N, H, W, C)``, g ``(N, Ho, Wo, O)`` ->
-  ``(kh, kw, C, O)`` in float32."""
+  ``(kh, kw, C, O)`` in float32 (float64 for float64 inputs)."""
   kh, kw = kernel_hw
+  acc = jnp.promote_types(x.dtype, jnp.float32)  # float32, or float64 under x64
   n, h, w_, c = x.shape
   _, ho, wo, o = g.shape
   (lo_h, hi_h), (lo_w, hi_w) = pads
@@ -72,7 +75,7 @@ def kernel_grad(x: jax.Array, g: jax.Array, kernel_hw: tuple[int, int], strides,
       for j in range(kw):
         a = lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
                       (1, sh, sw, 1))
-        taps.append(jnp.einsum("nhwc,nhwo->co", a, g, preferred_element_type=jnp.float32))
+        taps.append(jnp.einsum("nhwc,nhwo->co", a, g, preferred_element_type=acc))
   else:
     # Input position h sits at dilated position dh*h + lo_h, which output position p sees
     # through tap i when p + i = dh*h + lo_h: each tap reads g at p = dh*h + lo_h - i.
@@ -86,7 +89,7 @@ def kernel_grad(x: jax.Array, g: jax.Array, kernel_hw: tuple[int, int], strides,
         s_h, s_w = lo_h - i + ph, lo_w - j + pw
         b = lax.slice(gp, (0, s_h, s_w, 0), (n, s_h + dh * (h - 1) + 1, s_w + dw * (w_ - 1) + 1, o),
                       (1, dh, dw, 1))
-        taps.append(jnp.einsum("nhwc,nhwo->co", x, b, preferred_element_type=jnp.float32))
+        taps.append(jnp.einsum("nhwc,nhwo->co", x, b, preferred_element_type=acc))
   return jnp.stack(taps).reshape(kh, kw, c, o)
 
 

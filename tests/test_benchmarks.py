@@ -46,6 +46,10 @@ def test_variants_are_timed_beside_the_model_and_labelled(tmp_path, monkeypatch)
   # The variant really changes the program: no Gaussian noise means fewer FLOPs.
   assert rows[1]["flops_per_step"] < rows[0]["flops_per_step"]
   assert "| mlp (nonoise) | 0.01 |" in (tmp_path / "v.md").read_text()
+  # A list value keeps its commas: same as the --set parser gives for it alone.
+  from sgan_jax.config import parse_override
+  assert bench_steps.parse_variant("w:d_hidden=64,32,latent_dim=4")[1] == {
+      "d_hidden": parse_override("d_hidden=64,32")[1], "latent_dim": 4}
   with pytest.raises(SystemExit, match="name:key=value"):
     bench_steps.parse_variant("input_noise=0")
 
