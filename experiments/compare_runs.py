@@ -21,7 +21,7 @@ import numpy as np
 
 from sgan_jax.config import from_dict
 from sgan_jax.errors import SganError
-from sgan_jax.tables import selected_within
+from sgan_jax.tables import selected_within, train_seconds_to
 
 
 def main(argv=None) -> int:
@@ -63,10 +63,7 @@ def main(argv=None) -> int:
         print(f"[skip] {sd}: no evaluation at epoch {a.budget} (not reached, or eval_every "
               "skips it)", file=sys.stderr)
         continue
-      # Training time to the budget, accumulated over resumes (wall_s restarts with each
-      # process); each resumed process's recompilation is included.
-      at = next(r for r in recs if r["epoch"] == a.budget)
-      wall = at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
+      wall = train_seconds_to(recs, a.budget)
       rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],
                    "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall})
     if not rows:

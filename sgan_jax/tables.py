@@ -105,6 +105,15 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
   return result
 
 
+def train_seconds_to(records: Sequence[dict], budget: int) -> float:
+  """Training time to epoch ``budget``: its step count over the run's steady-state speed.
+
+  ``wall_s`` restarts with each resumed process, so it cannot be used across resumes;
+  NaN when the record has no measured speed."""
+  at = next(r for r in records if r["epoch"] == budget)
+  return at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
+
+
 def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
   """The record training would have selected had it stopped after ``budget`` epochs.
 
@@ -161,9 +170,7 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
               f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
           continue
         at = next(r for r in recs if r["epoch"] == budget)
-        # Training time to the budget: steps over the run's steady-state speed (wall_s
-        # restarts with each resumed process).
-        train_s = at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
+        train_s = train_seconds_to(recs, budget)
         rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
                      "test_err": sel["test_err"], "final_test_err": at["test_err"],
                      "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
