@@ -148,3 +148,69 @@ def test_environment_switch(monkeypatch, mode, custom):
   monkeypatch.setenv("SGAN_JAX_CONV_GRAD", "fast")
   with pytest.raises(ValueError, match="'auto'"):
     f(w)
+
+
+# Cropping (negative) pads, a kernel larger than the padded input's useful part (taps that
+# only ever see padding) and input dilation with explicit pads.
+EDGE = [((2, 6, 6, 2), (3, 3, 2, 3), (1, 1), ((-1, 2), (2, -1)), (1, 1)),
+        ((2, 5, 5, 2), (4, 4, 2, 3), (3, 2), ((3, 3), (0, 2)), (1, 1)),
+        ((1, 3, 3, 2), (5, 5, 2, 2), (1, 1), ((4, 4), (4, 4)), (1, 1)),
+        ((2, 4, 5, 3), (3, 3, 3, 2), (1, 1), ((-1, 1), (2, 0)), (2, 2)),
+        ((2, 3, 3, 2), (4, 4, 2, 3), (1, 1), ((5, 5), (1, 3)), (3, 2))]
+
+
+@pytest.mark.parametrize("xs,ws,strides,pads,lhs_dil", EDGE)
+def test_edge_paddings_match_lax(xs, ws, strides, pads, lhs_dil):
+  x, w, cot = _inputs(xs, ws, seed=2)
+  kw = dict(lhs_dilation=lhs_dil, dimension_numbers=NHWC)
+  ours = lambda x, w: conv.conv_general_dilated(x, w, strides, pads, **kw)
+  ref = lambda x, w: lax.conv_general_dilated(x, w, strides, pads, **kw)
+  assert "custom_vjp" in str(jax.make_jaxpr(ours)(x, w))
+  _check(ours, ref, x, w, cot)
+
+
+def _dot_flops(f, *args) -> int:
+  return sum(2 * int(np.prod(e.outvars[0].aval.shape))
+             * int(np.prod([e.invars[0].aval.shape[d] for d in e.params["dimension_numbers"][0][0]]))
+             for e in jax.make_jaxpr(f)(*args).eqns if e.primitive.name == "dot_general")
+
+
+@pytest.mark.parametrize("xs,ws,strides,pads,lhs_dil", EDGE + [
+    ((2, 9, 9, 3), (3, 3, 3, 5), (2, 2), ((1, 1), (1, 1)), (1, 1)),
+    ((2, 7, 7, 4), (4, 4, 4, 6), (1, 1), ((2, 2), (2, 2)), (2, 2))])
+def test_kernel_gradient_never_multiplies_padding(xs, ws, strides, pads, lhs_dil):
+  # Count, by brute force, the (output position, tap) pairs that read a real input pixel
+  # along each axis; the kernel gradient's matmuls must cost exactly those products.
+  x, w, cot = _inputs(xs, ws, seed=3)
+  out = lax.conv_general_dilated(x, w, strides, pads, lhs_dil, dimension_numbers=NHWC)
+  g = cot(out.shape)
+
+  def real_pairs(axis):
+    n_in, n_out, k = xs[1 + axis], out.shape[1 + axis], ws[axis]
+    s, d, lo = strides[axis], lhs_dil[axis], pads[axis][0]
+    return sum(1 for p in range(n_out) for i in range(k)
+               if (p * s + i - lo) % d == 0 and 0 <= (p * s + i - lo) // d < n_in)
+
+  want = 2 * xs[0] * real_pairs(0) * real_pairs(1) * ws[2] * ws[3]
+  got = _dot_flops(lambda x, g: conv.kernel_grad(x, g, ws[:2], strides, pads, lhs_dil), x, g)
+  assert got == want
+
+
+def test_string_padding_edge_cases_behave_like_lax():
+  x, w, _ = _inputs((2, 8, 8, 3), (3, 3, 3, 4))
+  # SAME_LOWER takes the custom gradient and gives lax's values and gradients.
+  ours = lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME_LOWER", dimension_numbers=NHWC)
+  ref = lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "SAME_LOWER", dimension_numbers=NHWC)
+  _check(ours, ref, x, w, lambda s: jax.random.normal(jax.random.key(5), s))
+  # What lax refuses, ours refuses too (with lax's message).
+  for call in (lambda f: f(x, w, (1, 1), "SAME", (2, 2), dimension_numbers=NHWC),
+               lambda f: f(x, w, (2, 2), "same", dimension_numbers=NHWC)):
+    for ours_f, lax_f in ((conv.conv_general_dilated, lax.conv_general_dilated),
+                          (conv.conv_transpose, lax.conv_transpose)):
+      try:
+        call(lax_f)
+      except Exception as e:  # noqa: BLE001 - whatever lax raises, we raise the same
+        with pytest.raises(type(e)):
+          call(ours_f)
+      else:
+        np.testing.assert_allclose(call(ours_f), call(lax_f), rtol=1e-5, atol=1e-5)
