@@ -84,13 +84,19 @@ def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypa
 
 def test_profile_categories():
   import profile_step  # noqa: E402
-  assert profile_step.category("fusion", "jit(f)/GaussianNoise_0/add", {"dot"}) == "random numbers"
+  # A dot fusion that absorbed a noise layer's add is matmul time; the noise alone is not.
+  assert profile_step.category("fusion", "jit(f)/GaussianNoise_0/add", {"dot"}) == "matmul"
+  assert profile_step.category("fusion", "jit(f)/GaussianNoise_0/add", {"add"}) == "random numbers"
   assert profile_step.category("fusion", "jit(_normal_real)/jit(_uniform)/while/body/add",
                                {"add"}) == "random numbers"
   assert profile_step.category("fusion", "jit(f)/WNDense_0/dot_general", {"dot", "add"}) == "matmul"
   assert profile_step.category("convolution", "jit(f)/conv", set()) == "convolution"
   assert profile_step.category("fusion", "jit(f)/relu", {"maximum"}) == \
       "elementwise / reduction / other"
+  # Tuple-typed instructions (nested tuples included) are parsed too.
+  tup = ('%while.3 = (s32[], (f32[8]{0}, u32[2]{0})) while(%t), condition=%c, body=%b, '
+         'metadata={op_name="jit(f)/while"}')
+  assert profile_step.hlo_ops(tup)["while.3"][:2] == ("while", "jit(f)/while")
   ops = profile_step.hlo_ops(jax_hlo_of_small_function())
   assert any(op == "dot" or "dot" in fused for op, _, fused in ops.values())
 
