@@ -4,11 +4,17 @@
 
 ``wall_s`` in the metrics is measured from the start of training (compilation and every
 evaluation included, data loading excluded), so this is the wall time a user waits.
+``--out FILE.md`` also writes the rows as a markdown table, with the config fields that
+matter for speed read from the run's ``config.json``.
 """
 
 import argparse
 import json
+import os
 import sys
+
+# Config fields shown beside each run: what changes speed or the iterations needed.
+SHOWN = ("batch_size", "lr", "avg_rate", "compute_dtype", "noise_rng")
 
 
 def first_at_or_below(records: list[dict], target: float, key: str = "test_err"):
@@ -23,11 +29,20 @@ def main(argv=None) -> int:
   p.add_argument("metrics", nargs="+", help="metrics_<mode>.jsonl files")
   p.add_argument("--target", type=float, default=0.02)
   p.add_argument("--key", default="test_err", help="test_err (averaged weights) or test_err_live")
+  p.add_argument("--out", help="also write a markdown table here")
   a = p.parse_args(argv)
+  rows = []
   for path in a.metrics:
     with open(path) as f:
       recs = [json.loads(line) for line in f if line.strip()]
     r = first_at_or_below(recs, a.target, a.key)
+    cfg_path = os.path.join(os.path.dirname(path), "config.json")
+    cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    fields = ", ".join(f"{k}={cfg[k]}" for k in SHOWN if k in cfg)
+    rows.append(f"| `{path}` | {fields} | " + (
+        f"{recs[-1]['epoch']} epochs: not reached (best {100 * min(x[a.key] for x in recs):.2f}%) | | | |"
+        if r is None else
+        f"{r['epoch']} | {r['step']} | {r.get('it_per_s')} | **{r['wall_s'] / 60:.1f}** |"))
     if r is None:
       best = min(recs, key=lambda x: x[a.key])
       print(f"{path}: never reached {100 * a.target:.2f}% in {recs[-1]['epoch']} epochs "
@@ -35,6 +50,12 @@ def main(argv=None) -> int:
     else:
       print(f"{path}: {100 * r[a.key]:.2f}% at epoch {r['epoch']} (step {r['step']}), "
             f"{r['wall_s'] / 60:.1f} min after training started ({r.get('it_per_s')} it/s)")
+  if a.out:
+    with open(a.out, "w") as f:
+      f.write(f"Time to {100 * a.target:.1f}% test error ({a.key}), from each run's metrics: "
+              "wall minutes from the start of training, compilation and evaluations included."
+              "\n\n| run | config | epoch | step | it/s (training) | minutes |\n"
+              "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
   return 0
 
 

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sgan_jax import conv
+from sgan_jax import conv, noise
 
 WN_EPS = 1e-6  # inside the norm's sqrt, as in improved-gan's l2normalize
 
@@ -156,14 +156,16 @@ class ConvTranspose(nn.Module):
 class GaussianNoise(nn.Module):
   """Adds ``sigma * N(0, 1)`` noise in training mode; identity when deterministic.
 
-  Draws from the ``"noise"`` RNG stream.
+  Draws from the ``"noise"`` RNG stream, with ``jax.random.normal`` (``rng="threefry"``)
+  or the cheaper counter hash of :mod:`sgan_jax.noise` (``rng="hash"``).
   """
 
   sigma: float
+  rng: str = "threefry"
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
     if deterministic or self.sigma == 0.0:
       return x
-    eps = jax.random.normal(self.make_rng("noise"), x.shape, jnp.float32)
+    eps = noise.normal(self.make_rng("noise"), x.shape, self.rng)
     return x + (self.sigma * eps).astype(x.dtype)

@@ -40,18 +40,19 @@ class MLPDiscriminator(nn.Module):
   hidden_noise: float = 0.5
   fake_logit: bool = False
   dtype: jnp.dtype | None = None
+  noise_rng: str = "threefry"  # or "hash": sgan_jax.noise, ~4x cheaper on CPU
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,
                groups: int = 1):
     del groups  # no batch statistics: streams can share one pass
     x = x.reshape(x.shape[0], -1)
-    x = GaussianNoise(self.input_noise)(x, deterministic=not train)
+    x = GaussianNoise(self.input_noise, self.noise_rng)(x, deterministic=not train)
     feat = x
     for width in self.hidden:
       x = nn.relu(WNDense(width, dtype=self.dtype)(x, init_mode))
       feat = x
-      x = GaussianNoise(self.hidden_noise)(x, deterministic=not train)
+      x = GaussianNoise(self.hidden_noise, self.noise_rng)(x, deterministic=not train)
     out = self.num_classes + int(self.fake_logit)
     logits = WNDense(out, train_scale=True, dtype=self.dtype)(x, init_mode)
     return logits.astype(jnp.float32), feat.astype(jnp.float32)
@@ -124,6 +125,7 @@ class ConvDiscriminator(nn.Module):
   width: int = 96
   fake_logit: bool = False
   dtype: jnp.dtype | None = None
+  noise_rng: str = "threefry"  # or "hash": sgan_jax.noise, ~4x cheaper on CPU
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,

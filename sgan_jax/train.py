@@ -89,7 +89,7 @@ def build_models(cfg: Config, example_shape: tuple, num_classes: int, iters_per_
   outputs = 2 if cfg.task == "regression" else num_classes
   if cfg.model == "mlp":
     disc = MLPDiscriminator(outputs, tuple(cfg.d_hidden), cfg.input_noise, cfg.hidden_noise,
-                            fake, dtype)
+                            fake, dtype, cfg.noise_rng)
     gen = MLPGenerator(tuple(example_shape), tuple(cfg.g_hidden), act, dtype, cond)
   else:
     if len(example_shape) != 3:

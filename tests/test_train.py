@@ -81,13 +81,16 @@ def test_labels_of_unlabeled_examples_cannot_influence_training():
   assert not [f.name for f in dataclasses.fields(sp) if f.name.startswith("y_unl")]
 
 
-@pytest.mark.parametrize("make_cfg,side,ch", [(tiny_config, 8, 1), (tiny_conv_config, 16, 3)])
-def test_eight_devices_match_one_device(make_cfg, side, ch):
+@pytest.mark.parametrize("make_cfg,side,ch,extra", [(tiny_config, 8, 1, {}),
+                                                    (tiny_config, 8, 1, {"noise_rng": "hash"}),
+                                                    (tiny_conv_config, 16, 3, {})])
+def test_eight_devices_match_one_device(make_cfg, side, ch, extra):
   assert len(jax.devices()) == 8, "conftest fakes 8 CPU devices"
   ds = blobs(side=side, channels=ch)
   results = []
   for n in (1, 8):
-    cfg = make_cfg(num_devices=n, epochs=1, iters_per_epoch=3, val_size=0, eps_root=ADAM_LINEAR)
+    cfg = make_cfg(num_devices=n, epochs=1, iters_per_epoch=3, val_size=0, eps_root=ADAM_LINEAR,
+                   **extra)
     results.append(train.train(cfg, splits_for(cfg, ds), log=lambda s: None)["state"])
   one, eight = results
   assert eight.d_params is not None

@@ -1,0 +1,91 @@
+"""Counter-hash Gaussian noise (sgan_jax.noise): distribution, independence, determinism."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+from scipy import special, stats
+
+from sgan_jax import noise
+from sgan_jax.config import Config
+from sgan_jax.errors import SganError
+from sgan_jax.layers import GaussianNoise
+
+N = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def draws():
+  key = jax.random.key(0)
+  return np.asarray(noise.hash_normal(key, (N // 1024, 1024))), key
+
+
+def test_moments_and_shape_of_the_distribution(draws):
+  z, _ = draws
+  assert z.dtype == np.float32 and z.shape == (N // 1024, 1024)
+  # Standard errors at n = 2**20: mean 0.001, std 0.0007, kurtosis 0.0024.
+  assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.004
+  assert abs(stats.kurtosis(z.ravel(), fisher=False) - 3) < 0.02
+  # Kolmogorov-Smirnov distance to N(0, 1): 0.0019 is the 99.9% critical value at this n.
+  zs = np.sort(z.ravel())
+  ecdf = np.arange(1, N + 1) / N
+  assert np.max(np.abs(ecdf - special.ndtr(zs))) < 0.0019
+  assert np.all(np.isfinite(z)) and np.abs(z).max() < 6.5
+
+
+def test_bits_are_balanced_and_a_bijection_per_key():
+  b = np.asarray(noise.hash_bits(jax.random.key(1), (N,)))
+  ones = np.stack([(b >> k) & 1 for k in range(32)]).mean(axis=1)
+  assert np.all(np.abs(ones - 0.5) < 0.003), ones  # std error 0.0005 per bit
+  assert len(np.unique(b)) == N  # a bijection of the index for a fixed key
+
+
+def test_neighbours_and_other_keys_are_uncorrelated(draws):
+  z, key = draws
+  flat = z.ravel()
+  corr = lambda a, b: np.corrcoef(a, b)[0, 1]
+  bound = 4 / np.sqrt(N)  # 4 standard errors
+  for lag in (1, 2, 1024):  # along a row, and the same unit in the next example
+    assert abs(corr(flat[:-lag], flat[lag:])) < bound
+  # Keys as training uses them: fold_in by step, and the halves of a split.
+  others = [jax.random.fold_in(key, 1), jax.random.fold_in(key, 2), *jax.random.split(key)]
+  for k in others:
+    assert abs(corr(flat, np.asarray(noise.hash_normal(k, z.shape)).ravel())) < bound
+
+
+def test_deterministic_and_identical_under_jit_vmap_and_sharding():
+  key = jax.random.key(3)
+  eager = noise.hash_normal(key, (16, 24))
+  np.testing.assert_array_equal(eager, noise.hash_normal(key, (16, 24)))
+  np.testing.assert_array_equal(eager, jax.jit(noise.hash_normal, static_argnums=1)(key, (16, 24)))
+  keys = jax.random.split(key, 3)
+  batched = jax.vmap(lambda k: noise.hash_normal(k, (16, 24)))(keys)
+  for i in range(3):
+    np.testing.assert_array_equal(batched[i], noise.hash_normal(keys[i], (16, 24)))
+  # Sharded over the batch axis of 8 devices: each value depends only on its position.
+  mesh = jax.make_mesh((8,), ("data",))
+  f = jax.jit(lambda k: noise.hash_normal(k, (16, 24)),
+              out_shardings=NamedSharding(mesh, P("data")))
+  sharded = f(key)
+  assert len(sharded.sharding.device_set) == 8
+  np.testing.assert_array_equal(np.asarray(sharded), eager)
+
+
+def test_threefry_is_jax_random_normal_and_unknown_rng_is_refused():
+  key = jax.random.key(4)
+  np.testing.assert_array_equal(noise.normal(key, (5, 7)), jax.random.normal(key, (5, 7)))
+  assert noise.normal(key, (5, 7), "hash", jnp.bfloat16).dtype == jnp.bfloat16
+  with pytest.raises(ValueError, match="threefry"):
+    noise.normal(key, (5, 7), "philox")
+  with pytest.raises(SganError, match="noise_rng"):
+    Config(noise_rng="philox")
+
+
+@pytest.mark.parametrize("rng", noise.NOISE_RNGS)
+def test_gaussian_noise_layer(rng):
+  x = jnp.ones((256, 512))
+  layer = GaussianNoise(0.3, rng)
+  out = layer.apply({}, x, deterministic=False, rngs={"noise": jax.random.key(5)})
+  assert abs(float(jnp.std(out - x)) - 0.3) < 0.003 and abs(float(jnp.mean(out - x))) < 0.003
+  np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
