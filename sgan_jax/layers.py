@@ -129,7 +129,10 @@ class ConvTranspose(nn.Module):
 
   Same parameters (``kernel`` ``(kh, kw, C, features)``, ``bias``), initialisation order
   and outputs as the Flax layer, and the same auto-name (``ConvTranspose_<i>``), so
-  checkpoints written with either load into the other.
+  checkpoints written with either load into the other. Takes only the fields below: not
+  Flax's ``kernel_dilation``, ``transpose_kernel``, ``precision``, ``param_dtype``,
+  ``mask``, explicit/``CIRCULAR`` padding or unbatched / non-2-D inputs (use
+  ``nn.ConvTranspose`` for those; it computes the kernel gradient with XLA's conv).
   """
 
   features: int
