@@ -202,6 +202,10 @@ def _check_values(cfg: Config) -> None:
   _choice(cfg, "parameterization", ("k", "k+1"))
   _choice(cfg, "compute_dtype", ("float32", "bfloat16"))
   _choice(cfg, "noise_rng", ("threefry", "hash"))
+  if cfg.noise_rng == "hash" and cfg.model != "mlp":
+    raise SganError(f"noise_rng='hash' draws the MLP critic's Gaussian noise; model="
+                    f"{cfg.model!r} regularises with dropout, which it does not change. "
+                    "Remove noise_rng (or set it to 'threefry').")
   _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax", "wasserstein",
                           "non_saturating+feature_matching"))
   _choice(cfg, "d_objective", ("gan", "wasserstein"))

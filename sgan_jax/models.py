@@ -125,7 +125,6 @@ class ConvDiscriminator(nn.Module):
   width: int = 96
   fake_logit: bool = False
   dtype: jnp.dtype | None = None
-  noise_rng: str = "threefry"  # or "hash": sgan_jax.noise, ~4x cheaper on CPU
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, init_mode: bool = False,

@@ -80,6 +80,9 @@ def test_threefry_is_jax_random_normal_and_unknown_rng_is_refused():
     noise.normal(key, (5, 7), "philox")
   with pytest.raises(SganError, match="noise_rng"):
     Config(noise_rng="philox")
+  # The conv critics use dropout: the option would change nothing there, so it is refused.
+  with pytest.raises(SganError, match="dropout"):
+    Config(noise_rng="hash", model="dcgan")
 
 
 @pytest.mark.parametrize("rng", noise.NOISE_RNGS)
