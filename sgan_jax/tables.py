@@ -108,10 +108,14 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
 def train_seconds_to(records: Sequence[dict], budget: int) -> float:
   """Training time to epoch ``budget``: its step count over the run's steady-state speed.
 
-  ``wall_s`` restarts with each resumed process, so it cannot be used across resumes;
-  NaN when the record has no measured speed."""
+  ``wall_s`` restarts with each resumed process, so it cannot be used across resumes. A
+  record with no measured speed (the first chunk of a process, whose time includes
+  compilation) falls back to its ``wall_s``: that process ran from its start to this
+  evaluation, compilation included; NaN if neither is recorded."""
   at = next(r for r in records if r["epoch"] == budget)
-  return at["step"] / at["it_per_s"] if at.get("it_per_s") else float("nan")
+  if at.get("it_per_s"):
+    return at["step"] / at["it_per_s"]
+  return float(at["wall_s"]) if at.get("wall_s") is not None else float("nan")
 
 
 def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:

@@ -105,6 +105,14 @@ def test_selected_within_budget_follows_trainings_rule():
   assert tables.selected_within([recs[1], recs[3]], 3) is None
 
 
+def test_train_seconds_to_a_budget():
+  recs = [{"epoch": 1, "step": 10, "wall_s": 30.0, "it_per_s": None},
+          {"epoch": 2, "step": 20, "wall_s": 9.0, "it_per_s": 2.0}]  # a resumed process
+  assert tables.train_seconds_to(recs, 2) == 10.0  # steps over steady-state speed
+  assert tables.train_seconds_to(recs, 1) == 30.0  # first chunk only: its wall time
+  assert np.isnan(tables.train_seconds_to([{"epoch": 1, "step": 10}], 1))
+
+
 def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
   from sgan_jax import data, train
   ds = blobs()
