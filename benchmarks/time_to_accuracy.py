@@ -34,10 +34,17 @@ def main(argv=None) -> int:
   rows = []
   for path in a.metrics:
     with open(path) as f:
-      recs = [json.loads(line) for line in f if line.strip()]
+      recs = [r for r in (json.loads(line) for line in f if line.strip())
+              if r.get(a.key) is not None]
+    if not recs:
+      print(f"{path}: no evaluation with {a.key!r} yet", file=sys.stderr)
+      continue
     r = first_at_or_below(recs, a.target, a.key)
     cfg_path = os.path.join(os.path.dirname(path), "config.json")
-    cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    cfg = {}
+    if os.path.exists(cfg_path):
+      with open(cfg_path) as f:
+        cfg = json.load(f)
     fields = ", ".join(f"{k}={cfg[k]}" for k in SHOWN if k in cfg)
     rows.append(f"| `{path}` | {fields} | " + (
         f"{recs[-1]['epoch']} epochs: not reached (best {100 * min(x[a.key] for x in recs):.2f}%) | | | |"

@@ -182,7 +182,8 @@ def conv_transpose(lhs, rhs, strides: Sequence[int], padding, rhs_dilation=None,
   """``lax.conv_transpose`` with the matmul kernel gradient for ``"SAME"``/``"VALID"``
   padding and an untransposed kernel; anything else (explicit pads, ``"SAME_LOWER"``,
   ``transpose_kernel=True``, kernel dilation) goes to ``lax.conv_transpose`` unchanged."""
-  if (padding in ("SAME", "VALID") and not transpose_kernel and not kwargs
+  if (isinstance(padding, str) and padding in ("SAME", "VALID") and not transpose_kernel
+      and not kwargs
       and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
       and _is_nhwc(lhs, rhs, dimension_numbers)):
     pads = [transpose_padding(k, s, padding) for k, s in zip(rhs.shape[:2], strides)]

@@ -50,12 +50,18 @@ def hash_bits(key: jax.Array, shape: Sequence[int]) -> jax.Array:
   return _lowbias32(_lowbias32(idx ^ k0) + k1)
 
 
-def hash_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
-  """Standard normals of ``shape`` from :func:`hash_bits` (24 bits per value)."""
-  m = (hash_bits(key, shape) >> 8).astype(jnp.int32)  # uniform on [0, 2**24)
-  # (2m + 1 - 2**24) / 2**24: symmetric, exact in float32, never +-1, so erf_inv is finite.
+def bits_to_normal(bits: jax.Array, dtype=jnp.float32) -> jax.Array:
+  """uint32 bits -> standard normals through their top 24 bits ``m``: the midpoint
+  ``(2m + 1 - 2**24) / 2**24`` of ``m``'s cell in (-1, 1) (exact in float32, symmetric,
+  never +-1, so ``erf_inv`` stays finite: |z| <= 5.42) mapped by ``sqrt(2) erf_inv``."""
+  m = (bits >> 8).astype(jnp.int32)  # uniform on [0, 2**24)
   u = (2 * m + (1 - 2**24)).astype(jnp.float32) * (2.0**-24)
   return (math.sqrt(2.0) * lax.erf_inv(u)).astype(dtype)
+
+
+def hash_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+  """Standard normals of ``shape`` from :func:`hash_bits` (24 bits per value)."""
+  return bits_to_normal(hash_bits(key, shape), dtype)
 
 
 def normal(key: jax.Array, shape: Sequence[int], rng: str = "threefry", dtype=jnp.float32) -> jax.Array:

@@ -114,16 +114,22 @@ def test_time_to_accuracy_reads_the_first_evaluation_at_target(tmp_path, capsys)
   run.mkdir()
   recs = [{"epoch": e, "step": 10 * e, "wall_s": 60.0 * e, "it_per_s": 5.0, "test_err": err}
           for e, err in [(1, 0.30), (2, 0.021), (3, 0.019), (4, 0.015)]]
-  (run / "metrics_sgan.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+  # A record without the key (e.g. no evaluation that epoch) is skipped, not a crash.
+  skipped = {"epoch": 0, "step": 0, "wall_s": 1.0, "it_per_s": None, "test_err": None}
+  (run / "metrics_sgan.jsonl").write_text("\n".join(json.dumps(r) for r in [skipped] + recs))
   (run / "config.json").write_text(json.dumps({"avg_rate": 0.001, "noise_rng": "hash", "seed": 1}))
   never = tmp_path / "never"
   never.mkdir()
   (never / "metrics_sgan.jsonl").write_text(json.dumps(recs[0]))
+  empty = tmp_path / "empty.jsonl"
+  empty.write_text("")
   out = tmp_path / "tta.md"
   assert time_to_accuracy.main([str(run / "metrics_sgan.jsonl"), str(never / "metrics_sgan.jsonl"),
-                                "--target", "0.02", "--out", str(out)]) == 0
-  printed = capsys.readouterr().out
+                                str(empty), "--target", "0.02", "--out", str(out)]) == 0
+  cap = capsys.readouterr()
+  printed = cap.out
   assert "1.90% at epoch 3 (step 30), 3.0 min" in printed and "never reached 2.00%" in printed
+  assert "empty.jsonl: no evaluation" in cap.err
   table = out.read_text()
   assert "| avg_rate=0.001, noise_rng=hash | 3 | 30 | 5.0 | **3.0** |" in table
   assert "1 epochs: not reached (best 30.00%)" in table

@@ -201,8 +201,10 @@ def test_string_padding_edge_cases_behave_like_lax():
   # SAME_LOWER takes the custom gradient and gives lax's values and gradients.
   ours = lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME_LOWER", dimension_numbers=NHWC)
   ref = lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "SAME_LOWER", dimension_numbers=NHWC)
+  assert "custom_vjp" in str(jax.make_jaxpr(ours)(x, w))
   _check(ours, ref, x, w, lambda s: jax.random.normal(jax.random.key(5), s))
-  # What lax refuses, ours refuses too (with lax's message).
+  # What lax refuses, ours refuses too (with lax's message); conv_transpose with a
+  # lowercase string or an rhs_dilation is lax's own path.
   for call in (lambda f: f(x, w, (1, 1), "SAME", (2, 2), dimension_numbers=NHWC),
                lambda f: f(x, w, (2, 2), "same", dimension_numbers=NHWC)):
     for ours_f, lax_f in ((conv.conv_general_dilated, lax.conv_general_dilated),

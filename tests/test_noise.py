@@ -34,6 +34,17 @@ def test_moments_and_shape_of_the_distribution(draws):
   assert np.all(np.isfinite(z)) and np.abs(z).max() < 6.5
 
 
+def test_extreme_bits_give_finite_symmetric_normals():
+  # 2**20 random draws almost never hit the end cells: test them directly.
+  top = lambda m: np.uint32(m) << np.uint32(8)
+  edge = np.array([top(0), top(1), top(2**24 - 2), top(2**24 - 1), top(2**23 - 1), top(2**23)],
+                  np.uint32)
+  z = np.asarray(noise.bits_to_normal(jnp.asarray(edge)))
+  assert np.all(np.isfinite(z)) and 5.3 < z[3] < 5.5
+  assert z[0] == -z[3] and z[1] == -z[2] and z[4] == -z[5]  # exactly symmetric
+  assert z[4] < 0 < z[5] and abs(z[5]) < 1e-6  # the two cells around the median
+
+
 def test_bits_are_balanced_and_a_bijection_per_key():
   b = np.asarray(noise.hash_bits(jax.random.key(1), (N,)))
   ones = np.stack([(b >> k) & 1 for k in range(32)]).mean(axis=1)
@@ -83,6 +94,24 @@ def test_threefry_is_jax_random_normal_and_unknown_rng_is_refused():
   # The conv critics use dropout: the option would change nothing there, so it is refused.
   with pytest.raises(SganError, match="dropout"):
     Config(noise_rng="hash", model="dcgan")
+
+
+def test_the_option_reaches_the_noise_layers():
+  # Both sources pass the distribution checks, so check that "hash" is what runs.
+  from sgan_jax import train
+  x = jnp.zeros((4, 6))
+  rngs = {"noise": jax.random.key(7)}
+  outs = {r: GaussianNoise(1.0, r).apply({}, x, deterministic=False, rngs=rngs)
+          for r in noise.NOISE_RNGS}
+  assert not np.allclose(outs["hash"], outs["threefry"])
+  m = train.build_models(Config(noise_rng="hash", d_hidden=(8,), g_hidden=(8,)), (6,), 3, 1)
+  assert m.disc.noise_rng == "hash"
+  params = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)
+  apply = lambda d: d.apply(params, x, train=True, rngs=rngs)[0]
+  threefry = m.disc.clone(noise_rng="threefry")
+  assert not np.allclose(apply(m.disc), apply(threefry))
+  np.testing.assert_array_equal(m.disc.apply(params, x, train=False)[0],
+                                threefry.apply(params, x, train=False)[0])
 
 
 @pytest.mark.parametrize("rng", noise.NOISE_RNGS)
