@@ -46,15 +46,15 @@ def main(argv=None) -> int:
       with open(cfg_path) as f:
         cfg = json.load(f)
     fields = ", ".join(f"{k}={cfg[k]}" for k in SHOWN if k in cfg)
-    rows.append(f"| `{path}` | {fields} | " + (
-        f"{recs[-1]['epoch']} epochs: not reached (best {100 * min(x[a.key] for x in recs):.2f}%) | | | |"
-        if r is None else
-        f"{r['epoch']} | {r['step']} | {r.get('it_per_s')} | **{r['wall_s'] / 60:.1f}** |"))
     if r is None:
       best = min(recs, key=lambda x: x[a.key])
+      rows.append(f"| `{path}` | {fields} | {recs[-1]['epoch']} epochs: not reached "
+                  f"(best {100 * best[a.key]:.2f}%) | | | |")
       print(f"{path}: never reached {100 * a.target:.2f}% in {recs[-1]['epoch']} epochs "
             f"({recs[-1]['wall_s'] / 60:.1f} min; best {100 * best[a.key]:.2f}% at epoch {best['epoch']})")
     else:
+      rows.append(f"| `{path}` | {fields} | {r['epoch']} | {r['step']} | {r.get('it_per_s')} | "
+                  f"**{r['wall_s'] / 60:.1f}** |")
       print(f"{path}: {100 * r[a.key]:.2f}% at epoch {r['epoch']} (step {r['step']}), "
             f"{r['wall_s'] / 60:.1f} min after training started ({r.get('it_per_s')} it/s)")
   if a.out:
