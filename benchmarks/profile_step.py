@@ -2,6 +2,7 @@
 
   python benchmarks/profile_step.py --model mlp --batch 100
   python benchmarks/profile_step.py --model mlp --batch 100 --set input_noise=0 --set hidden_noise=0
+  python benchmarks/profile_step.py --model mlp --batch 100 --top 30   # and the 30 costliest ops
 
 Builds the same chunk as ``bench_steps.py`` (lax.scan over ``--iters`` iterations, data
 resident), runs it once under ``jax.profiler.trace``, and attributes every XLA operation
@@ -75,9 +76,9 @@ def category(opcode: str, op_name: str, fused: set) -> str:
   return "elementwise / reduction / other"
 
 
-def profile(p: dict, logdir: str) -> tuple[dict, dict, float]:
+def profile(p: dict, logdir: str) -> tuple[dict, dict, float, dict]:
   """Runs one prepared chunk under the profiler; returns ``({category: seconds},
-  {category: operations run}, wall seconds)``."""
+  {category: operations run}, wall seconds, {instruction: seconds})``."""
   bench_steps.time_round(p)  # warm
   with jax.profiler.trace(logdir, create_perfetto_trace=True):
     t0 = time.perf_counter()
@@ -90,12 +91,13 @@ def profile(p: dict, logdir: str) -> tuple[dict, dict, float]:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
   ops = hlo_ops(p["compiled"].as_text())
-  per, count = collections.Counter(), collections.Counter()
+  per, count, by_op = collections.Counter(), collections.Counter(), collections.Counter()
   for e in events:
     if e.get("ph") == "X" and e.get("name") in ops:
       per[category(*ops[e["name"]])] += e.get("dur", 0) * 1e-6
       count[category(*ops[e["name"]])] += 1
-  return dict(per), dict(count), wall
+      by_op[e["name"]] += e.get("dur", 0) * 1e-6
+  return dict(per), dict(count), wall, dict(by_op)
 
 
 def main(argv=None) -> int:
@@ -108,13 +110,14 @@ def main(argv=None) -> int:
   ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                   help="config field to change (e.g. hidden_noise=0)")
   ap.add_argument("--peak_n", type=int, default=2048, help="matmul size for the peak (0: skip)")
+  ap.add_argument("--top", type=int, default=0, help="also list the N costliest operations")
   ap.add_argument("--out", help="also write the result as JSON here")
   a = ap.parse_args(argv)
   over = dict(parse_override(s) for s in a.set)
   p = bench_steps.prepare(a.model, 0.01, a.batch, a.iters, a.reps, a.dtype, 10000,
                           variant="profiled" if over else "", overrides=over)
   with tempfile.TemporaryDirectory() as d:
-    per, count, wall = profile(p, d)
+    per, count, wall, by_op = profile(p, d)
   total = sum(per.values())
   flops = p["row"]["flops_per_step"]
   dtype = jax.numpy.bfloat16 if a.dtype == "bfloat16" else jax.numpy.float32
@@ -128,6 +131,17 @@ def main(argv=None) -> int:
   print("| category | ms / iteration | share of op time |\n|---|---|---|")
   for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
     print(f"| {k} | {1e3 * v / a.iters:.2f} | {100 * v / total:.0f}% |")
+  top = []
+  if a.top:  # the costliest single operations, to see which fusion a category's time is in
+    ops = hlo_ops(p["compiled"].as_text())
+    for name, v in sorted(by_op.items(), key=lambda kv: -kv[1])[:a.top]:
+      opcode, op_name, fused = ops[name]
+      top.append({"name": name, "opcode": opcode, "category": category(opcode, op_name, fused),
+                  "ms_per_iteration": 1e3 * v / a.iters, "op_name": op_name})
+    print("\n| operation | opcode | category | ms / iteration | JAX source op |\n|---|---|---|---|---|")
+    for t in top:
+      print(f"| {t['name']} | {t['opcode']} | {t['category']} | {t['ms_per_iteration']:.2f} | "
+            f"{t['op_name'][-90:]} |")
   if a.out:
     with open(a.out, "w") as f:
       json.dump({"model": a.model, "batch": a.batch, "dtype": a.dtype, "overrides": a.set,
@@ -135,6 +149,7 @@ def main(argv=None) -> int:
                  "flops_per_step": flops, "peak_flops": peak,
                  "ms_per_iteration": {k: 1e3 * v / a.iters for k, v in per.items()},
                  "ops_per_iteration": {k: v / a.iters for k, v in count.items()},
+                 "top_ops": top,
                  "platform": jax.default_backend(), "jax": jax.__version__}, f, indent=1)
   return 0
 

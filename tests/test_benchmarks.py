@@ -70,7 +70,8 @@ def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypa
   monkeypatch.setattr(bench_steps, "Config", lambda **kw: Config(
       **kw, d_hidden=(32, 16), g_hidden=(32,), latent_dim=8))
   res = {}
-  for name, extra in (("noise", []), ("none", ["--set", "input_noise=0", "--set", "hidden_noise=0"])):
+  for name, extra in (("noise", ["--top", "5"]),
+                      ("none", ["--set", "input_noise=0", "--set", "hidden_noise=0"])):
     out = tmp_path / f"{name}.json"
     assert profile_step.main(["--batch", "8", "--iters", "2", "--peak_n", "128",
                               "--out", str(out), *extra]) == 0
@@ -80,6 +81,13 @@ def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypa
   rng_ops = lambda r: r["ops_per_iteration"].get("random numbers", 0)
   assert 0 < rng_ops(res["none"]) < rng_ops(res["noise"]) / 2
   assert res["noise"]["peak_flops"] > 0 and res["none"]["overrides"] == ["input_noise=0", "hidden_noise=0"]
+  # --top lists the costliest operations, costliest first, each within its category's total.
+  top = res["noise"]["top_ops"]
+  assert len(top) == 5 and res["none"]["top_ops"] == []
+  t = [o["ms_per_iteration"] for o in top]
+  assert t == sorted(t, reverse=True) and t[0] > 0
+  for o in top:
+    assert o["ms_per_iteration"] <= ms[o["category"]] + 1e-9 and o["name"] and o["opcode"]
 
 
 def test_profile_categories():
