@@ -110,6 +110,8 @@ def main(argv=None) -> int:
   ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                   help="config field to change (e.g. hidden_noise=0)")
   ap.add_argument("--peak_n", type=int, default=2048, help="matmul size for the peak (0: skip)")
+  ap.add_argument("--bw_mib", type=int, default=256,
+                  help="array size for the memory-bandwidth measurement (0: skip)")
   ap.add_argument("--top", type=int, default=0, help="also list the N costliest operations")
   ap.add_argument("--out", help="also write the result as JSON here")
   a = ap.parse_args(argv)
@@ -128,6 +130,14 @@ def main(argv=None) -> int:
   print(f"{a.model} batch {a.batch} {a.dtype} {' '.join(a.set)}: {its:.1f} it/s "
         f"unprofiled ({1e3 * wall / a.iters:.1f} ms/iteration wall under the profiler, "
         f"{flops / 1e9:.2f} GFLOP/iteration{pct})")
+  nbytes = p["row"]["bytes_per_step"]
+  bw = max(bench_steps.measure_bandwidth(a.bw_mib) for _ in range(3)) if a.bw_mib else None
+  if peak and bw:
+    # Two floors for one iteration: its FLOPs at the matmul peak, and the bytes its ops
+    # read and write (XLA's count; caches absorb part of it) at streaming bandwidth.
+    print(f"floors: {1e3 * flops / peak:.1f} ms at the FLOP peak, {1e3 * nbytes / bw:.1f} ms for "
+          f"{nbytes / 1e6:.0f} MB accessed at the measured {bw / 1e9:.1f} GB/s; "
+          f"measured {1e3 / its:.1f} ms/iteration")
   print("| category | ms / iteration | share of op time |\n|---|---|---|")
   for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
     print(f"| {k} | {1e3 * v / a.iters:.2f} | {100 * v / total:.0f}% |")
@@ -147,6 +157,7 @@ def main(argv=None) -> int:
       json.dump({"model": a.model, "batch": a.batch, "dtype": a.dtype, "overrides": a.set,
                  "steps_per_sec": its, "profiled_ms_per_iteration": 1e3 * wall / a.iters,
                  "flops_per_step": flops, "peak_flops": peak,
+                 "bytes_per_step": nbytes, "bandwidth_bytes_per_s": bw,
                  "ms_per_iteration": {k: 1e3 * v / a.iters for k, v in per.items()},
                  "ops_per_iteration": {k: v / a.iters for k, v in count.items()},
                  "top_ops": top,

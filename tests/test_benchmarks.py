@@ -26,7 +26,8 @@ def test_bench_steps_writes_every_required_field(tmp_path, monkeypatch):
   for r in rows:
     missing = [k for k in REQUIRED if k not in r]
     assert not missing, missing
-    assert r["flops_per_step"] > 0 and r["peak_flops"] == pytest.approx(max(r["peak_flops_measurements"]), abs=1)
+    assert r["flops_per_step"] > 0 and r["bytes_per_step"] > 0
+    assert r["peak_flops"] == pytest.approx(max(r["peak_flops_measurements"]), abs=1)
     assert r["steps_per_sec_min"] <= r["steps_per_sec"] <= r["steps_per_sec_max"]
     assert r["examples_per_step"] == 4 * 8 and r["rounds"] == 2
   md = (tmp_path / "b.md").read_text()
@@ -73,7 +74,7 @@ def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypa
   for name, extra in (("noise", ["--top", "5"]),
                       ("none", ["--set", "input_noise=0", "--set", "hidden_noise=0"])):
     out = tmp_path / f"{name}.json"
-    assert profile_step.main(["--batch", "8", "--iters", "2", "--peak_n", "128",
+    assert profile_step.main(["--batch", "8", "--iters", "2", "--peak_n", "128", "--bw_mib", "4",
                               "--out", str(out), *extra]) == 0
     res[name] = json.loads(out.read_text())
   ms = res["noise"]["ms_per_iteration"]
@@ -81,6 +82,7 @@ def test_profile_step_attributes_noise_time_to_random_numbers(tmp_path, monkeypa
   rng_ops = lambda r: r["ops_per_iteration"].get("random numbers", 0)
   assert 0 < rng_ops(res["none"]) < rng_ops(res["noise"]) / 2
   assert res["noise"]["peak_flops"] > 0 and res["none"]["overrides"] == ["input_noise=0", "hidden_noise=0"]
+  assert res["noise"]["bytes_per_step"] > 0 and res["noise"]["bandwidth_bytes_per_s"] > 0
   # --top lists the costliest operations, costliest first, each within its category's total.
   top = res["noise"]["top_ops"]
   assert len(top) == 5 and res["none"]["top_ops"] == []
