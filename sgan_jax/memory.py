@@ -1,34 +1,40 @@
-"""Host-heap settings that keep a long run's resident memory flat.
+"""Host-heap settings that keep a long run's resident memory flat without slowing it.
 
 Measured (``results/soak/``, README "Resident memory over a one-hour run"): MNIST
 training that saves a checkpoint every epoch grew from 1.65 to 1.89 GB over its first
 50 minutes under glibc's default ``malloc``, while the same run without checkpoints, and
-the same run with both thresholds fixed at 128 KiB, stayed flat (the latter for 65
-minutes, 4-5% slower). glibc starts both its mmap and its trim threshold at 128 KiB and
-raises them (up to 32 and 64 MiB) whenever a large mmapped block is freed; after that,
-each checkpoint's multi-megabyte host buffers come from per-thread heaps, which are
-not handed back to the system during the run. Fixing the mmap threshold alone was not enough (with a
-64 MiB trim threshold the run grew like the default), nor was a 16 MiB mmap threshold.
+the same run with both thresholds fixed at 128 KiB, stayed flat. glibc starts both its
+mmap and its trim threshold at 128 KiB and raises them (up to 32 and 64 MiB) whenever a
+large mmapped block is freed; after that, each checkpoint's multi-megabyte host buffers
+come from per-thread heaps, which are not handed back to the system during the run.
 
-:func:`fix_mmap_threshold` sets both through ``mallopt``. It is a process-wide setting,
-so :func:`sgan_jax.train.train` applies it only for runs that write checkpoints. A
-``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment (glibc's own
-knobs, also as ``GLIBC_TUNABLES``) takes precedence, and
-on other C libraries (musl, macOS) nothing is changed.
+Fixing the thresholds at 128 KiB for the whole run (sessions 4-6) cost training speed:
+measured in session 7, 12-17% fewer steps/s on the MNIST step (XLA's large temporary
+buffers then come from fresh mmapped pages, and freed heap tops go back to the system,
+each call). :func:`while_saving` scopes it instead: 128 KiB only while a checkpoint is
+written (the save waits for its writes), glibc's adaptive ceiling (32 / 64 MiB) while
+training. A ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment
+(glibc's own knobs, also as ``GLIBC_TUNABLES``) takes precedence, and on other C
+libraries (musl, macOS) nothing is changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Iterator
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
 DEFAULT_THRESHOLD = 128 * 1024  # glibc's starting value, held there
 # Fixing the mmap threshold freezes the trim threshold wherever it stands (often already
 # raised by then); the measured setting holds it at its starting value too.
 TRIM_THRESHOLD = 128 * 1024
+# glibc's adaptive ceiling on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX; the trim threshold
+# follows at twice the mmap threshold): where a long run's default heap settles anyway.
+COMPUTE_THRESHOLD, COMPUTE_TRIM = 32 << 20, 64 << 20
 
 
 def _user_set() -> bool:
@@ -56,3 +62,16 @@ def fix_mmap_threshold(nbytes: int = DEFAULT_THRESHOLD, trim: int = TRIM_THRESHO
     return False
   mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
   return mallopt(M_MMAP_THRESHOLD, int(nbytes)) == 1 and mallopt(M_TRIM_THRESHOLD, int(trim)) == 1
+
+
+@contextlib.contextmanager
+def while_saving() -> Iterator[bool]:
+  """Inside: 128 KiB thresholds, so what a checkpoint allocates is mmapped and returned to
+  the system when freed (wait for asynchronous writes inside the block). On leaving:
+  glibc's adaptive ceiling, so training reuses heap memory. Yields whether it applied."""
+  applied = fix_mmap_threshold()
+  try:
+    yield applied
+  finally:
+    if applied:
+      fix_mmap_threshold(COMPUTE_THRESHOLD, COMPUTE_TRIM)

@@ -12,7 +12,8 @@ from tests.helpers import splits_for, tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Frees a 30 MiB block (glibc then raises its mmap threshold to 30 MiB), allocates 20 MiB
-# and prints whether that block was mmapped (mallinfo2().hblks grew).
+# and prints whether that block was mmapped (mallinfo2().hblks grew); "saving" does so
+# inside memory.while_saving() and after it.
 PROBE = """
 import ctypes, sys
 sys.path.insert(0, {root!r})
@@ -24,12 +25,21 @@ class Info(ctypes.Structure):
   _fields_ = [(n, ctypes.c_size_t) for n in
               "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 libc.mallinfo2.restype = Info
-applied = memory.fix_mmap_threshold() if sys.argv[1] == "fix" else None
-libc.free(libc.malloc(30 << 20))
-before = libc.mallinfo2().hblks
-block = libc.malloc(20 << 20)
-print(applied, libc.mallinfo2().hblks - before)
-libc.free(block)
+def mmapped(n):  # whether an n-byte block comes from mmap (mallinfo2().hblks grows)
+  before = libc.mallinfo2().hblks
+  block = libc.malloc(n)
+  grew = libc.mallinfo2().hblks - before
+  libc.free(block)
+  return grew
+if sys.argv[1] == "saving":  # inside while_saving, then after it
+  libc.free(libc.malloc(30 << 20))
+  with memory.while_saving() as applied:
+    inside = mmapped(20 << 20)
+  print(applied, inside, mmapped(20 << 20), mmapped(40 << 20))
+else:
+  applied = memory.fix_mmap_threshold() if sys.argv[1] == "fix" else None
+  libc.free(libc.malloc(30 << 20))
+  print(applied, mmapped(20 << 20))
 """
 
 
@@ -61,12 +71,37 @@ def test_fixed_threshold_keeps_large_blocks_on_mmap(tmp_path):
   assert _probe(tmp_path, "fix", GLIBC_TUNABLES="glibc.malloc.trim_threshold=67108864")[0] == "False"
 
 
-def test_applied_for_checkpointing_runs_only(tmp_path, monkeypatch):
-  calls = []
-  monkeypatch.setattr(memory, "fix_mmap_threshold", lambda *a: calls.append(a) or True)
-  cfg = tiny_config(epochs=1, baseline=False)
+@pytest.mark.skipif(not sys.platform.startswith("linux") or sys.maxsize < 2**32,
+                    reason="64-bit glibc only (the adaptive threshold's limit differs)")
+def test_small_thresholds_only_while_saving(tmp_path):
+  try:
+    import ctypes
+    ctypes.CDLL("libc.so.6").mallinfo2
+  except (OSError, AttributeError):
+    pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+  assert memory.COMPUTE_THRESHOLD == 32 << 20
+  # Inside the block a 20 MiB buffer is mmapped (returned to the system when freed); after
+  # it, training-sized buffers come from the heap again and only blocks over 32 MiB are mmapped.
+  assert _probe(tmp_path, "saving") == ["True", "1", "0", "1"]
+  # The user's own setting wins: nothing changes, inside or after.
+  assert _probe(tmp_path, "saving", MALLOC_MMAP_THRESHOLD_=str(32 << 20)) == ["False", "0", "0", "1"]
+
+
+def test_applied_around_each_checkpoint_save_only(tmp_path, monkeypatch):
+  from sgan_jax import checkpoint as ckpt_lib
+  events = []
+  monkeypatch.setattr(memory, "fix_mmap_threshold", lambda *a: events.append(("thresholds", a)) or True)
+  save, wait = ckpt_lib.Checkpointer.save, ckpt_lib.Checkpointer.wait
+  monkeypatch.setattr(ckpt_lib.Checkpointer, "save",
+                      lambda self, *a, **k: events.append("save") or save(self, *a, **k))
+  monkeypatch.setattr(ckpt_lib.Checkpointer, "wait",
+                      lambda self: events.append("wait") or wait(self))
+  cfg = tiny_config(epochs=2, baseline=False)
   splits = splits_for(cfg)
   train.train(cfg, splits, "sgan", None, lambda s: None)
-  assert calls == []
+  assert events == []  # no workdir: no checkpoints, the heap is left alone
   train.train(cfg, splits, "sgan", str(tmp_path / "run"), lambda s: None)
-  assert calls == [()]
+  # Each save runs, and its writes finish, between the small thresholds and the large.
+  per_save = [("thresholds", ()), "save", "wait",
+              ("thresholds", (memory.COMPUTE_THRESHOLD, memory.COMPUTE_TRIM))]
+  assert events == per_save * 2

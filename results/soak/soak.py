@@ -23,13 +23,15 @@ p.add_argument("--iters", type=int, default=20)
 p.add_argument("--no_workdir", action="store_true",
                help="diagnostic: train without a workdir (no checkpoints, metrics file or grids)")
 p.add_argument("--sync_saves", action="store_true",
-               help="diagnostic: wait for each checkpoint write to finish before training on")
+               help="diagnostic: wait for each checkpoint write to finish before training on "
+                    "(train() itself waits since session 7; kept for the session 3 runs)")
 p.add_argument("--no_ckpt", action="store_true",
                help="diagnostic: a workdir (metrics file, sample grids) but no checkpoints")
 p.add_argument("--no_grid", action="store_true",
                help="diagnostic: a workdir and checkpoints but no sample grids")
 p.add_argument("--no_malloc_fix", action="store_true",
-               help="control: leave glibc's adaptive mmap threshold as it is (sgan_jax/memory.py)")
+               help="control: leave glibc's adaptive thresholds as they are, saves included "
+                    "(sgan_jax/memory.py)")
 p.add_argument("--malloc_trim_threshold", type=int, default=None,
                help="the trim threshold sgan_jax/memory.py sets with the mmap threshold")
 p.add_argument("--malloc_mmap_threshold", type=int, default=None,
