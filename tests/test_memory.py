@@ -43,6 +43,19 @@ else:
 """
 
 
+# The probes count mmapped blocks with mallinfo2; the adaptive limit (32 MiB) is 64-bit's.
+glibc_64 = pytest.mark.skipif(not sys.platform.startswith("linux") or sys.maxsize < 2**32,
+                              reason="64-bit glibc only (the adaptive threshold's limit differs)")
+
+
+def _require_mallinfo2():
+  try:
+    import ctypes
+    ctypes.CDLL("libc.so.6").mallinfo2
+  except (OSError, AttributeError):
+    pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+
+
 def _probe(tmp_path, arg, **env):
   script = tmp_path / "probe.py"
   script.write_text(PROBE.format(root=ROOT))
@@ -53,14 +66,9 @@ def _probe(tmp_path, arg, **env):
   return out.stdout.split()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or sys.maxsize < 2**32,
-                    reason="64-bit glibc only (the adaptive threshold's limit differs)")
+@glibc_64
 def test_fixed_threshold_keeps_large_blocks_on_mmap(tmp_path):
-  try:
-    import ctypes
-    ctypes.CDLL("libc.so.6").mallinfo2
-  except (OSError, AttributeError):
-    pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+  _require_mallinfo2()
   assert memory.DEFAULT_THRESHOLD < 20 << 20
   # Default glibc: after a 30 MiB free the threshold adapts and 20 MiB come from the heap.
   assert _probe(tmp_path, "default") == ["None", "0"]
@@ -71,14 +79,9 @@ def test_fixed_threshold_keeps_large_blocks_on_mmap(tmp_path):
   assert _probe(tmp_path, "fix", GLIBC_TUNABLES="glibc.malloc.trim_threshold=67108864")[0] == "False"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or sys.maxsize < 2**32,
-                    reason="64-bit glibc only (the adaptive threshold's limit differs)")
+@glibc_64
 def test_small_thresholds_only_while_saving(tmp_path):
-  try:
-    import ctypes
-    ctypes.CDLL("libc.so.6").mallinfo2
-  except (OSError, AttributeError):
-    pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+  _require_mallinfo2()
   assert memory.COMPUTE_THRESHOLD == 32 << 20
   # Inside the block a 20 MiB buffer is mmapped (returned to the system when freed); after
   # it, training-sized buffers come from the heap again and only blocks over 32 MiB are mmapped.
