@@ -517,6 +517,26 @@ def _first_nonfinite(per_step: dict) -> Optional[tuple]:
   return first
 
 
+# An epoch-mean unlabeled D loss under this: D tells real from generated almost perfectly.
+# Healthy MNIST runs stay near 0.1-0.45; runs whose GAN failed sat at 1e-5-0.015 for many
+# epochs (4 of 43 MNIST feature-matching runs in session 7's logs).
+D_WINS_LOSS = 0.02
+
+
+def d_wins_warning(mets: dict) -> Optional[str]:
+  """A warning when the discriminator wins the GAN game outright, else None.
+
+  Args: ``mets``, one epoch's mean metrics (``loss_unl``: D's unsupervised GAN loss).
+  """
+  unl = mets.get("loss_unl")
+  if unl is None or not unl < D_WINS_LOSS:
+    return None
+  return (f"the discriminator tells real from generated almost perfectly (loss_unl={unl:.4f}; "
+          "healthy runs stay near 0.1-0.45), so the generator has stopped teaching it. Runs "
+          "like this have stayed stuck for many epochs: watch the validation error, and if it "
+          "stops improving, try another seed.")
+
+
 def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Optional[str] = None,
           log: Callable[[str], None] = print, fresh: bool = False) -> dict:
   """Trains one model (``mode`` "sgan" or "supervised"), evaluating every ``eval_every`` epochs.
@@ -622,6 +642,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   if threading.current_thread() is threading.main_thread():
     old_handler = signal.signal(signal.SIGTERM, lambda *a: preempt.update(flag=True))
   rollbacks = 0
+  d_winning = False
   try:
     while epoch < epochs:
       idx = epoch_indices(cfg.seed, epoch, len(splits.x_lab), len(splits.x_unl), iters,
@@ -659,6 +680,10 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       epoch += 1
       bar.update(1)
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
+      warning = d_wins_warning(mets) if mode == "sgan" and cfg.d_objective == "gan" else None
+      if warning and not d_winning:  # once when it starts, again only after a recovery
+        log(f"[{mode}] epoch {epoch}: warning: {warning}")
+      d_winning = warning is not None
       val_err = None
       if epoch % cfg.eval_every == 0 or epoch == epochs:
         val_err, rec = _evaluate(predict, state, splits, cfg)

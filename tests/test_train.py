@@ -187,3 +187,27 @@ def test_chunk_compiles_once_per_run_whatever_the_label_rate():
   sp = splits_for(c3, ds)
   train.train(c3, sp, log=lambda s: None)
   assert chunk._cache_size() == 4
+
+
+def test_d_wins_warning_fires_on_a_collapsed_unlabeled_loss_only():
+  w = train.d_wins_warning({"loss_unl": 0.0015, "loss_gen": 180.0})
+  assert w is not None and "loss_unl=0.0015" in w and "another seed" in w
+  for healthy in ({"loss_unl": 0.35}, {"loss_unl": train.D_WINS_LOSS}, {"loss_unl": float("nan")}, {}):
+    assert train.d_wins_warning(healthy) is None
+
+
+def test_d_wins_warning_is_logged_when_it_starts_and_after_a_recovery(monkeypatch):
+  # Epochs 1-2 and 4 "fail": two warnings (epochs 1 and 4), none repeated while it lasts.
+  pattern = iter(["bad", "bad", None, "bad"])
+  seen = []
+  monkeypatch.setattr(train, "d_wins_warning", lambda mets: seen.append(mets) or next(pattern))
+  cfg = tiny_config(epochs=4, baseline=False)
+  lines = []
+  train.train(cfg, splits_for(cfg), "sgan", None, lines.append)
+  warned = [l for l in lines if "warning:" in l]
+  assert [l.split(":")[0] for l in warned] == ["[sgan] epoch 1", "[sgan] epoch 4"]
+  assert len(seen) == 4 and all("loss_unl" in m for m in seen)
+  # Supervised-only training has no GAN game to lose.
+  seen.clear()
+  train.train(cfg, splits_for(cfg), "supervised", None, lines.append)
+  assert seen == []
