@@ -76,9 +76,9 @@ def category(opcode: str, op_name: str, fused: set) -> str:
   return "elementwise / reduction / other"
 
 
-def profile(p: dict, logdir: str) -> tuple[dict, dict, float, dict]:
-  """Runs one prepared chunk under the profiler; returns ``({category: seconds},
-  {category: operations run}, wall seconds, {instruction: seconds})``."""
+def profile(p: dict, logdir: str, ops: dict) -> tuple[dict, dict, float, dict]:
+  """Runs one prepared chunk under the profiler, ``ops`` its :func:`hlo_ops`; returns
+  ``({category: seconds}, {category: operations run}, wall seconds, {instruction: seconds})``."""
   bench_steps.time_round(p)  # warm
   with jax.profiler.trace(logdir, create_perfetto_trace=True):
     t0 = time.perf_counter()
@@ -90,7 +90,6 @@ def profile(p: dict, logdir: str) -> tuple[dict, dict, float, dict]:
   with gzip.open(path) as f:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  ops = hlo_ops(p["compiled"].as_text())
   per, count, by_op = collections.Counter(), collections.Counter(), collections.Counter()
   for e in events:
     if e.get("ph") == "X" and e.get("name") in ops:
@@ -118,8 +117,9 @@ def main(argv=None) -> int:
   over = dict(parse_override(s) for s in a.set)
   p = bench_steps.prepare(a.model, 0.01, a.batch, a.iters, a.reps, a.dtype, 10000,
                           variant="profiled" if over else "", overrides=over)
+  ops = hlo_ops(p["compiled"].as_text())  # parsed once: categories and the --top table
   with tempfile.TemporaryDirectory() as d:
-    per, count, wall, by_op = profile(p, d)
+    per, count, wall, by_op = profile(p, d, ops)
   total = sum(per.values())
   flops = p["row"]["flops_per_step"]
   dtype = jax.numpy.bfloat16 if a.dtype == "bfloat16" else jax.numpy.float32
@@ -143,7 +143,6 @@ def main(argv=None) -> int:
     print(f"| {k} | {1e3 * v / a.iters:.2f} | {100 * v / total:.0f}% |")
   top = []
   if a.top:  # the costliest single operations, to see which fusion a category's time is in
-    ops = hlo_ops(p["compiled"].as_text())
     for name, v in sorted(by_op.items(), key=lambda kv: -kv[1])[:a.top]:
       opcode, op_name, fused = ops[name]
       top.append({"name": name, "opcode": opcode, "category": category(opcode, op_name, fused),

@@ -663,7 +663,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         latest = ckpt.latest_epoch() if ckpt else None
         if cfg.on_nonfinite == "rollback" and latest is not None and rollbacks < 3:
           rollbacks += 1
-          ckpt.wait()
           meta = ckpt.read_meta(latest)
           state, _ = ckpt.restore(latest, state, extra, rep)
           state = state.replace(key=jax.random.fold_in(state.key, 7919 * rollbacks))
@@ -727,9 +726,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         stop = bool(np.any(multihost_utils.process_allgather(np.int32(stop))))
       if epoch % cfg.checkpoint_every == 0 or epoch == epochs or stop:
         save(epoch, val_err)
-      if stop:
-        if ckpt is not None:
-          ckpt.wait()
+      if stop:  # every save above has finished writing (save() waits)
         raise Preempted(f"[{mode}] SIGTERM received"
                         + (" (by this or another process)" if jax.process_count() > 1 else "")
                         + f": stopped after epoch {epoch}"
