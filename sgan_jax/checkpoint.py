@@ -27,6 +27,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as cm
 
 from sgan_jax.config import FIELDS
@@ -36,7 +37,7 @@ FORMAT = "sgan_jax/1"
 # Fields that may differ between a run and the checkpoint it resumes from.
 RESUMABLE_DIFFERENCES = frozenset({"name", "epochs", "baseline_epochs", "eval_every",
                                    "num_devices", "baseline", "keep_checkpoints",
-                                   "on_nonfinite", "data_dir", "tensorboard"})
+                                   "on_nonfinite", "on_d_wins", "data_dir", "tensorboard"})
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:
@@ -180,6 +181,27 @@ class Checkpointer:
     state = jax.device_put(tree.pop("train"), sharding)
     state = state.replace(key=jax.random.wrap_key_data(state.key))
     return state, tree
+
+  def discard_after(self, epoch: int) -> list[int]:
+    """Moves the checkpoints of epochs after ``epoch`` out of the way; returns those epochs.
+
+    A run rolled back to ``epoch`` saves the later epochs again; their old checkpoints
+    (the abandoned branch) go to ``<directory>.abandoned/<epoch>.<n>``, kept, not deleted.
+    """
+    self.wait()
+    later = [e for e in self.all_epochs() if e > epoch]
+    if later and jax.process_index() == 0:
+      dest = self.directory + ".abandoned"
+      os.makedirs(dest, exist_ok=True)
+      for e in later:
+        n = 1
+        while os.path.exists(os.path.join(dest, f"{e}.{n}")):
+          n += 1
+        os.rename(os.path.join(self.directory, str(e)), os.path.join(dest, f"{e}.{n}"))
+    if jax.process_count() > 1:  # the others must not reload before the move
+      multihost_utils.sync_global_devices(f"sgan_jax discard {self.directory} {epoch}")
+    self._mgr.reload()
+    return later
 
   def wait(self) -> None:
     self._mgr.wait_until_finished()

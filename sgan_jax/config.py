@@ -78,6 +78,7 @@ class Config:
   checkpoint_every: int = 1            # epochs between checkpoints (with a workdir)
   keep_checkpoints: int = 3            # latest N kept, plus the best on validation
   on_nonfinite: str = "stop"           # stop | rollback (to the last checkpoint, new key)
+  on_d_wins: str = "warn"              # warn | rollback (to a checkpoint >= 2 epochs back, new key)
   tensorboard: bool = False            # also write TensorBoard scalars to <workdir>/tb/<mode>
 
   def __post_init__(self):
@@ -198,6 +199,7 @@ def _check_values(cfg: Config) -> None:
   if cfg.task == "regression" and cfg.parameterization != "k":
     raise SganError("task='regression' uses one real/fake logit; set parameterization='k'.")
   _choice(cfg, "on_nonfinite", ("stop", "rollback"))
+  _choice(cfg, "on_d_wins", ("warn", "rollback"))
   _choice(cfg, "model", ("mlp", "conv", "dcgan"))
   _choice(cfg, "parameterization", ("k", "k+1"))
   _choice(cfg, "compute_dtype", ("float32", "bfloat16"))

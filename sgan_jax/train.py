@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import flax
 import flax.linen as nn
@@ -533,8 +533,25 @@ def d_wins_warning(mets: dict) -> Optional[str]:
     return None
   return (f"the discriminator tells real from generated almost perfectly (loss_unl={unl:.4f}; "
           "healthy runs stay near 0.1-0.45), so the generator has stopped teaching it. Runs "
-          "like this have stayed stuck for many epochs: watch the validation error, and if it "
-          "stops improving, try another seed.")
+          "like this have stayed stuck for many epochs: set on_d_wins=rollback (with a workdir) "
+          "to restart from an earlier checkpoint with a new key, or try another seed.")
+
+
+# How far back a D-wins rollback goes. Measured on the MNIST run that failed at epoch 11
+# (results/d_wins): continuing from epoch 10 with new keys failed again within one epoch,
+# from epochs 9 and 8 it recovered; the last checkpoint is already on the way down.
+D_WINS_ROLLBACK_EPOCHS = 2
+MAX_ROLLBACKS = 3
+
+
+def rollback_target(kept: Sequence[int], failed_epoch: int) -> Optional[int]:
+  """The newest kept checkpoint at least :data:`D_WINS_ROLLBACK_EPOCHS` before ``failed_epoch``.
+
+  Args: ``kept``, the epochs with a checkpoint; ``failed_epoch``, the (1-based) epoch whose
+  mean losses showed D winning. None when no kept checkpoint is old enough.
+  """
+  old = [e for e in kept if e <= failed_epoch - D_WINS_ROLLBACK_EPOCHS]
+  return max(old) if old else None
 
 
 def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Optional[str] = None,
@@ -607,13 +624,13 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
 
   metrics_path = os.path.join(workdir, f"metrics_{mode}.jsonl") if workdir else None
 
-  def rewrite_metrics():  # the checkpoint's history, so a resumed log has no duplicates
+  def rewrite_metrics(records: list):  # the checkpoint's history: a resumed log has no duplicates
     if metrics_path and primary:  # atomically: other processes may be reading it
       with open(metrics_path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in history)
+        f.writelines(json.dumps(r) + "\n" for r in records)
       os.replace(metrics_path + ".tmp", metrics_path)
 
-  rewrite_metrics()
+  rewrite_metrics(history)
 
   def save(ep, val_err):
     if ckpt is not None:
@@ -641,8 +658,17 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   old_handler = None
   if threading.current_thread() is threading.main_thread():
     old_handler = signal.signal(signal.SIGTERM, lambda *a: preempt.update(flag=True))
-  rollbacks = 0
+  rollbacks = d_rollbacks = 0
   d_winning = False
+
+  def rewind(target: int, salt: int):
+    """``(state, epoch, best, history)`` of checkpoint ``target``, with a new key."""
+    meta = ckpt.read_meta(target)
+    st, _ = ckpt.restore(target, state, extra, rep)
+    hist = _history_at(metrics_path, meta, log)
+    rewrite_metrics(hist)
+    return st.replace(key=jax.random.fold_in(st.key, salt)), meta["epoch"], meta["best"], hist
+
   try:
     while epoch < epochs:
       idx = epoch_indices(cfg.seed, epoch, len(splits.x_lab), len(splits.x_unl), iters,
@@ -661,25 +687,47 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         i, name, value = bad
         where = f"step {epoch * iters + i + 1} (epoch {epoch + 1})"
         latest = ckpt.latest_epoch() if ckpt else None
-        if cfg.on_nonfinite == "rollback" and latest is not None and rollbacks < 3:
+        if cfg.on_nonfinite == "rollback" and latest is not None and rollbacks < MAX_ROLLBACKS:
           rollbacks += 1
-          meta = ckpt.read_meta(latest)
-          state, _ = ckpt.restore(latest, state, extra, rep)
-          state = state.replace(key=jax.random.fold_in(state.key, 7919 * rollbacks))
-          epoch, best = meta["epoch"], meta["best"]
-          history = _history_at(metrics_path, meta, log)
-          rewrite_metrics()
+          state, epoch, best, history = rewind(latest, 7919 * rollbacks)
           log(f"[{mode}] non-finite {name}={value} at {where}: rolled back to epoch {latest} "
-              f"with a new key (rollback {rollbacks}/3)")
+              f"with a new key (rollback {rollbacks}/{MAX_ROLLBACKS})")
           continue
         kept = (f"the last good checkpoint {ckpt.directory}/{latest} is kept" if latest is not None
                 else "no checkpoint was written (pass a workdir to keep one)")
         raise SganError(f"[{mode}] non-finite {name}={value} at {where}; stopped, {kept}. Lower "
                         "lr, check the data for extreme values, or set on_nonfinite=rollback.")
-      epoch += 1
-      bar.update(1)
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
       warning = d_wins_warning(mets) if mode == "sgan" and cfg.d_objective == "gan" else None
+      if warning and cfg.on_d_wins == "rollback":
+        failed = epoch + 1
+        target = rollback_target(ckpt.all_epochs() if ckpt else [], failed)
+        if target is not None and d_rollbacks < MAX_ROLLBACKS:
+          d_rollbacks += 1
+          abandoned = history
+          state, epoch, best, history = rewind(target, 104729 * d_rollbacks)
+          if metrics_path and primary:  # the abandoned branch's records, kept for inspection
+            with open(os.path.join(workdir, f"metrics_{mode}_abandoned.jsonl"), "a") as f:
+              failed_rec = {"mode": mode, "epoch": failed, "evaluated": False,
+                            **{k: round(v, 5) for k, v in mets.items()}}
+              f.writelines(json.dumps({**r, "rollback": d_rollbacks}) + "\n"
+                           for r in abandoned[len(history):] + [failed_rec])
+          moved = ckpt.discard_after(target)
+          bar.reset(total=epochs)
+          bar.update(epoch)
+          log(f"[{mode}] epoch {failed}: the discriminator "
+              f"won (loss_unl={mets['loss_unl']:.4f}): rolled back to epoch {target} with a new "
+              f"key (D-wins rollback {d_rollbacks}/{MAX_ROLLBACKS}); checkpoints {moved} moved "
+              f"to {ckpt.directory}.abandoned")
+          d_winning = False
+          continue
+        if not d_winning:
+          why = ("no rollbacks left" if d_rollbacks >= MAX_ROLLBACKS else
+                 f"no kept checkpoint is {D_WINS_ROLLBACK_EPOCHS}+ epochs old" if ckpt else
+                 "no workdir, so no checkpoints")
+          warning += f" (on_d_wins=rollback: cannot roll back, {why})"
+      epoch += 1
+      bar.update(1)
       if warning and not d_winning:  # once when it starts, again only after a recovery
         log(f"[{mode}] epoch {epoch}: warning: {warning}")
       d_winning = warning is not None

@@ -1,5 +1,6 @@
 """Checkpoints: exact resume (SIGTERM, SIGKILL mid-save), device-count changes, refusal
-to touch incompatible folders, corrupt/foreign checkpoints, non-finite losses."""
+to touch incompatible folders, corrupt/foreign checkpoints, non-finite losses, D-wins
+rollbacks."""
 
 import json
 import os
@@ -230,6 +231,73 @@ def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
   out = run(tiny_config(epochs=4, on_nonfinite="rollback"), str(tmp_path), lines.append)
   assert any("rolled back to epoch 2" in line for line in lines)
   assert out["summary"]["steps"] == 4 * 3 and [h["epoch"] for h in out["history"]] == [1, 2, 3, 4]
+
+
+def _d_wins_at(monkeypatch, pattern):
+  """Makes train's D-wins check fire on the calls (one per epoch trained) marked True."""
+  calls = iter(pattern)
+  monkeypatch.setattr(train, "d_wins_warning", lambda mets: "D wins" if next(calls) else None)
+
+
+def _jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_d_wins_rollback_goes_two_epochs_back_and_keeps_the_abandoned_branch(tmp_path,
+                                                                            monkeypatch):
+  _d_wins_at(monkeypatch, [False, False, False, True] + [False] * 3)  # epoch 4 fails, once
+  lines = []
+  out = run(tiny_config(epochs=5, on_d_wins="rollback"), str(tmp_path), lines.append)
+  [msg] = [line for line in lines if "rolled back" in line]
+  assert "epoch 4: the discriminator won" in msg and "rolled back to epoch 2" in msg, msg
+  assert "checkpoints [3] moved" in msg
+  assert out["summary"]["steps"] == 5 * 3
+  assert [h["epoch"] for h in out["history"]] == [1, 2, 3, 4, 5]
+  assert [r["epoch"] for r in _jsonl(tmp_path / "metrics_sgan.jsonl")] == [1, 2, 3, 4, 5]
+  # The abandoned branch is kept: checkpoint 3 moved aside, records of epochs 3-4 kept.
+  assert os.listdir(tmp_path / "checkpoints_sgan.abandoned") == ["3.1"]
+  gone = _jsonl(tmp_path / "metrics_sgan_abandoned.jsonl")
+  assert [(r["epoch"], r["rollback"]) for r in gone] == [(3, 1), (4, 1)]
+  assert gone[1]["evaluated"] is False and "loss_unl" in gone[1]
+  # Epoch 3 was trained again from epoch 2's state with a new key: other noise, other losses.
+  assert out["history"][2]["loss_gen"] != gone[0]["loss_gen"]
+  c = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints_sgan"))
+  assert c.all_epochs() == [3, 4, 5]
+  c.close()
+
+
+def test_d_wins_rollbacks_are_bounded_then_the_run_only_warns(tmp_path, monkeypatch):
+  # Epoch 3 fails every time it is trained: three rollbacks to epoch 1, then a warning.
+  fails = [False, False, True] + [False, True] * 3 + [False]
+  _d_wins_at(monkeypatch, fails)
+  lines = []
+  out = run(tiny_config(epochs=4, on_d_wins="rollback"), str(tmp_path), lines.append)
+  assert sum("rolled back to epoch 1" in line for line in lines) == train.MAX_ROLLBACKS
+  assert any("epoch 3: warning: D wins (on_d_wins=rollback: cannot roll back, no rollbacks "
+             "left)" in line for line in lines), lines
+  assert [h["epoch"] for h in out["history"]] == [1, 2, 3, 4]
+  assert sorted(os.listdir(tmp_path / "checkpoints_sgan.abandoned")) == ["2.1", "2.2", "2.3"]
+
+
+def test_d_wins_rollback_without_an_old_enough_checkpoint_warns(tmp_path, monkeypatch):
+  _d_wins_at(monkeypatch, [True, False])
+  lines = []
+  run(tiny_config(epochs=2, on_d_wins="rollback"), str(tmp_path), lines.append)
+  assert any("epoch 1: warning: D wins (on_d_wins=rollback: cannot roll back, no kept "
+             "checkpoint is 2+ epochs old)" in line for line in lines), lines
+  _d_wins_at(monkeypatch, [True, False])
+  lines = []
+  run(tiny_config(epochs=2, on_d_wins="rollback"), None, lines.append)
+  assert any("no workdir, so no checkpoints" in line for line in lines), lines
+
+
+def test_rollback_target_is_the_newest_checkpoint_two_epochs_back():
+  assert train.rollback_target([8, 9, 10], 11) == 9
+  assert train.rollback_target([4, 9, 10], 12) == 10
+  assert train.rollback_target([4, 10], 11) == 4  # the best-on-validation one, if that is all
+  assert train.rollback_target([10], 11) is None
+  assert train.rollback_target([], 5) is None
 
 
 def test_resume_with_lost_metrics_file_warns_and_keeps_training_exact(uninterrupted, tmp_path):

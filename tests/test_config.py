@@ -32,6 +32,7 @@ def test_unknown_key_suggests_closest():
     (dict(lr=float("inf")), "finite"),
     (dict(avg_rate=float("nan")), "finite"),
     (dict(on_nonfinite="ignore"), "on_nonfinite"),
+    (dict(on_d_wins="stop"), "on_d_wins"),
 ])
 def test_bad_values_raise(kw, match):
   with pytest.raises(SganError, match=match):

@@ -1,0 +1,40 @@
+"""Per-epoch diagnostics of a run's kept checkpoints (D-wins investigation)."""
+import json, os, sys
+import jax, jax.numpy as jnp, numpy as np
+from sgan_jax import train as T, checkpoint as C, data as D
+from sgan_jax.config import from_dict
+
+run = sys.argv[1]
+cfg = from_dict(json.load(open(os.path.join(run, "config.json"))))
+m = T.build_models(cfg, (28, 28, 1), 10, 600)
+ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
+tmpl = T.init_state(m, jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+extra = {k: np.load(os.path.join(run, f)).astype(np.int64) for k, f in
+         {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}.items()}
+d = np.load("../shared/datasets/mnist.npz")
+xr = d["x_train"][:2000].reshape(-1, 28, 28, 1).astype(np.float32) / 255.
+sh = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+for ep in ck.all_epochs():
+  st, _ = ck.restore(ep, tmpl, extra, sh)
+  key = jax.random.key(123)
+  z = T.sample_z(key, 1000, 100)
+  xg, _ = m.gen.apply({"params": st.g_params, **st.g_state}, z, None, train=True, mutable=["batch_stats"])
+  xg = np.asarray(xg)
+  dv = {"params": st.d_params, **st.d_frozen}
+  (lr_, fr), _ = m.disc.apply(dv, xr[:1000], train=True, rngs={"noise": key}, mutable=["batch_stats"])
+  (lg, fg), _ = m.disc.apply(dv, xg, train=True, rngs={"noise": key}, mutable=["batch_stats"])
+  Zr = jax.nn.logsumexp(lr_, -1); Zg = jax.nn.logsumexp(lg, -1)
+  gp = st.g_params
+  out = gp[[k for k in gp if "WNDense" in k][0]]
+  sat = np.mean((xg < 0.01) | (xg > 0.99))
+  satr = np.mean((xr < 0.01) | (xr > 0.99))
+  flat = xg.reshape(1000, -1)
+  div = np.mean(np.linalg.norm(flat[:500] - flat[500:], axis=1))
+  divr = np.mean(np.linalg.norm(xr[:500].reshape(500, -1) - xr[500:1000].reshape(500, -1), axis=1))
+  fm = float(np.mean((np.mean(fr, 0) - np.mean(fg, 0)) ** 2))
+  dead = float(np.mean(np.asarray(fg).max(0) == 0))
+  print(f"ep {ep:2d} Zr {float(jnp.mean(Zr)):7.2f} Zg {float(jnp.mean(Zg)):7.2f} "
+        f"pfake_g {float(jnp.mean(jax.nn.sigmoid(-Zg))):.3f} fm {fm:8.2f} |fr| {float(jnp.mean(fr)):.2f} |fg| {float(jnp.mean(fg)):.2f} "
+        f"g_out_scale {float(jnp.mean(out['scale'])):.2f}/{float(jnp.max(out['scale'])):.2f} "
+        f"sat {sat:.3f} (real {satr:.3f}) mean {xg.mean():.3f} (real {xr.mean():.3f}) div {div:.2f} (real {divr:.2f}) deadfeat_g {dead:.2f}", flush=True)
+ck.close()
