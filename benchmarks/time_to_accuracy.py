@@ -15,6 +15,7 @@ import sys
 
 # Config fields shown beside each run: what changes speed or the iterations needed.
 SHOWN = ("batch_size", "lr", "avg_rate", "compute_dtype", "noise_rng")
+SHOWN_IF_NOT = {"on_d_wins": "warn"}  # shown only where a run changed them
 
 
 def first_at_or_below(records: list[dict], target: float, key: str = "test_err"):
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
     if os.path.exists(cfg_path):
       with open(cfg_path) as f:
         cfg = json.load(f)
-    fields = ", ".join(f"{k}={cfg[k]}" for k in SHOWN if k in cfg)
+    fields = ", ".join([f"{k}={cfg[k]}" for k in SHOWN if k in cfg]
+                       + [f"{k}={cfg[k]}" for k, d in SHOWN_IF_NOT.items() if cfg.get(k, d) != d])
     if r is None:
       best = min(recs, key=lambda x: x[a.key])
       rows.append(f"| `{path}` | {fields} | {recs[-1]['epoch']} epochs: not reached "

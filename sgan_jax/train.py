@@ -539,18 +539,23 @@ def d_wins_warning(mets: dict) -> Optional[str]:
 
 # How far back a D-wins rollback goes. Measured on the MNIST run that failed at epoch 11
 # (results/d_wins): continuing from epoch 10 with new keys failed again within one epoch,
-# from epochs 9 and 8 it recovered; the last checkpoint is already on the way down.
+# from epochs 9 and 8 it recovered; the last checkpoint is already on the way down. A
+# 20-label run failed again twice from 2 epochs back, so each further rollback of a run
+# goes one epoch further.
 D_WINS_ROLLBACK_EPOCHS = 2
 MAX_ROLLBACKS = 3
 
 
-def rollback_target(kept: Sequence[int], failed_epoch: int) -> Optional[int]:
-  """The newest kept checkpoint at least :data:`D_WINS_ROLLBACK_EPOCHS` before ``failed_epoch``.
+def rollback_target(kept: Sequence[int], failed_epoch: int, d_won: Sequence[int] = (),
+                    previous: int = 0) -> Optional[int]:
+  """The newest kept checkpoint ``D_WINS_ROLLBACK_EPOCHS + previous`` or more epochs back.
 
   Args: ``kept``, the epochs with a checkpoint; ``failed_epoch``, the (1-based) epoch whose
-  mean losses showed D winning. None when no kept checkpoint is old enough.
+  mean losses showed D winning; ``d_won``, earlier epochs that showed it too (never
+  targets); ``previous``, the run's D-wins rollbacks so far. None when none qualifies.
   """
-  old = [e for e in kept if e <= failed_epoch - D_WINS_ROLLBACK_EPOCHS]
+  back = D_WINS_ROLLBACK_EPOCHS + previous
+  old = [e for e in kept if e <= failed_epoch - back and e not in d_won]
   return max(old) if old else None
 
 
@@ -701,7 +706,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       warning = d_wins_warning(mets) if mode == "sgan" and cfg.d_objective == "gan" else None
       if warning and cfg.on_d_wins == "rollback":
         failed = epoch + 1
-        target = rollback_target(ckpt.all_epochs() if ckpt else [], failed)
+        d_won = [r["epoch"] for r in history if r.get("loss_unl", 1.0) < D_WINS_LOSS]
+        target = rollback_target(ckpt.all_epochs() if ckpt else [], failed, d_won, d_rollbacks)
         if target is not None and d_rollbacks < MAX_ROLLBACKS:
           d_rollbacks += 1
           abandoned = history
@@ -723,8 +729,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           continue
         if not d_winning:
           why = ("no rollbacks left" if d_rollbacks >= MAX_ROLLBACKS else
-                 f"no kept checkpoint is {D_WINS_ROLLBACK_EPOCHS}+ epochs old" if ckpt else
-                 "no workdir, so no checkpoints")
+                 f"no kept checkpoint is {D_WINS_ROLLBACK_EPOCHS + d_rollbacks}+ epochs old and healthy"
+                 if ckpt else "no workdir, so no checkpoints")
           warning += f" (on_d_wins=rollback: cannot roll back, {why})"
       epoch += 1
       bar.update(1)

@@ -131,6 +131,7 @@ def test_time_to_accuracy_reads_the_first_evaluation_at_target(tmp_path, capsys)
   never = tmp_path / "never"
   never.mkdir()
   (never / "metrics_sgan.jsonl").write_text(json.dumps(recs[0]))
+  (never / "config.json").write_text(json.dumps({"avg_rate": 0.001, "on_d_wins": "rollback"}))
   empty = tmp_path / "empty.jsonl"
   empty.write_text("")
   out = tmp_path / "tta.md"
@@ -141,5 +142,5 @@ def test_time_to_accuracy_reads_the_first_evaluation_at_target(tmp_path, capsys)
   assert "1.90% at epoch 3 (step 30), 3.0 min" in printed and "never reached 2.00%" in printed
   assert "empty.jsonl: no evaluation" in cap.err
   table = out.read_text()
-  assert "| avg_rate=0.001, noise_rng=hash | 3 | 30 | 5.0 | **3.0** |" in table
-  assert "1 epochs: not reached (best 30.00%)" in table
+  assert "| avg_rate=0.001, noise_rng=hash | 3 | 30 | 5.0 | **3.0** |" in table  # on_d_wins=warn
+  assert "| avg_rate=0.001, on_d_wins=rollback | 1 epochs: not reached (best 30.00%)" in table

@@ -267,17 +267,21 @@ def test_d_wins_rollback_goes_two_epochs_back_and_keeps_the_abandoned_branch(tmp
   c.close()
 
 
-def test_d_wins_rollbacks_are_bounded_then_the_run_only_warns(tmp_path, monkeypatch):
-  # Epoch 3 fails every time it is trained: three rollbacks to epoch 1, then a warning.
-  fails = [False, False, True] + [False, True] * 3 + [False]
-  _d_wins_at(monkeypatch, fails)
+def test_d_wins_rollbacks_go_further_back_each_time_then_the_run_only_warns(tmp_path,
+                                                                            monkeypatch):
+  # Epoch 5 fails every time it is trained: rollbacks to epochs 3, 2, 1, then a warning.
+  F, T = False, True
+  _d_wins_at(monkeypatch, [F, F, F, F, T, F, T, F, F, T, F, F, F, T, F])
   lines = []
-  out = run(tiny_config(epochs=4, on_d_wins="rollback"), str(tmp_path), lines.append)
-  assert sum("rolled back to epoch 1" in line for line in lines) == train.MAX_ROLLBACKS
-  assert any("epoch 3: warning: D wins (on_d_wins=rollback: cannot roll back, no rollbacks "
+  out = run(tiny_config(epochs=6, on_d_wins="rollback", keep_checkpoints=10), str(tmp_path),
+            lines.append)
+  back = [line.split("rolled back to epoch ")[1][0] for line in lines if "rolled back" in line]
+  assert back == ["3", "2", "1"] and len(back) == train.MAX_ROLLBACKS
+  assert any("epoch 5: warning: D wins (on_d_wins=rollback: cannot roll back, no rollbacks "
              "left)" in line for line in lines), lines
-  assert [h["epoch"] for h in out["history"]] == [1, 2, 3, 4]
-  assert sorted(os.listdir(tmp_path / "checkpoints_sgan.abandoned")) == ["2.1", "2.2", "2.3"]
+  assert [h["epoch"] for h in out["history"]] == [1, 2, 3, 4, 5, 6]
+  assert sorted(os.listdir(tmp_path / "checkpoints_sgan.abandoned")) == [
+      "2.1", "3.1", "3.2", "4.1", "4.2", "4.3"]
 
 
 def test_d_wins_rollback_without_an_old_enough_checkpoint_warns(tmp_path, monkeypatch):
@@ -285,7 +289,7 @@ def test_d_wins_rollback_without_an_old_enough_checkpoint_warns(tmp_path, monkey
   lines = []
   run(tiny_config(epochs=2, on_d_wins="rollback"), str(tmp_path), lines.append)
   assert any("epoch 1: warning: D wins (on_d_wins=rollback: cannot roll back, no kept "
-             "checkpoint is 2+ epochs old)" in line for line in lines), lines
+             "checkpoint is 2+ epochs old and healthy)" in line for line in lines), lines
   _d_wins_at(monkeypatch, [True, False])
   lines = []
   run(tiny_config(epochs=2, on_d_wins="rollback"), None, lines.append)
@@ -298,6 +302,12 @@ def test_rollback_target_is_the_newest_checkpoint_two_epochs_back():
   assert train.rollback_target([4, 10], 11) == 4  # the best-on-validation one, if that is all
   assert train.rollback_target([10], 11) is None
   assert train.rollback_target([], 5) is None
+  # Epochs where D already won are no place to restart from.
+  assert train.rollback_target([1, 2, 3], 4, d_won=[2]) == 1
+  assert train.rollback_target([2, 3], 4, d_won=[2]) is None
+  # Each further rollback of a run goes one epoch further back.
+  assert train.rollback_target([8, 9, 10], 11, previous=1) == 8
+  assert train.rollback_target([8, 9, 10], 11, previous=2) is None
 
 
 def test_resume_with_lost_metrics_file_warns_and_keeps_training_exact(uninterrupted, tmp_path):
