@@ -721,10 +721,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           moved = ckpt.discard_after(target)
           bar.reset(total=epochs)
           bar.update(epoch)
-          log(f"[{mode}] epoch {failed}: the discriminator "
-              f"won (loss_unl={mets['loss_unl']:.4f}): rolled back to epoch {target} with a new "
-              f"key (D-wins rollback {d_rollbacks}/{MAX_ROLLBACKS}); checkpoints {moved} moved "
-              f"to {ckpt.directory}.abandoned")
+          log(f"[{mode}] epoch {failed}: the discriminator won (loss_unl={mets['loss_unl']:.4f}): "
+              f"rolled back to epoch {target} with a new key (D-wins rollback {d_rollbacks}/"
+              f"{MAX_ROLLBACKS}); checkpoints {moved} moved to {ckpt.directory}.abandoned")
           d_winning = False
           continue
         if not d_winning:
