@@ -13,9 +13,10 @@ measured in session 7, 12-17% fewer steps/s on the MNIST step, with ~3,200 minor
 faults per iteration against none (large temporary buffers are mmapped and unmapped on
 every use, and freed heap tops go back to the system). :func:`while_saving` scopes it
 instead: 128 KiB only while a checkpoint is written (the save waits for its writes),
-glibc's adaptive ceiling (32 / 64 MiB) while training. A ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment
-(glibc's own knobs, also as ``GLIBC_TUNABLES``) takes precedence, and on other C
-libraries (musl, macOS) nothing is changed.
+glibc's adaptive ceiling (32 / 64 MiB) while training. A ``MALLOC_MMAP_THRESHOLD_`` or
+``MALLOC_TRIM_THRESHOLD_`` in the environment (glibc's own knobs, also as
+``GLIBC_TUNABLES``) takes precedence, and on other C libraries (musl, macOS) nothing is
+changed.
 """
 
 from __future__ import annotations

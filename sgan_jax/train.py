@@ -523,18 +523,24 @@ def _first_nonfinite(per_step: dict) -> Optional[tuple]:
 D_WINS_LOSS = 0.02
 
 
-def d_wins_warning(mets: dict) -> Optional[str]:
-  """A warning when the discriminator wins the GAN game outright, else None.
+def d_wins(mets: dict) -> bool:
+  """Whether an epoch's mean metrics (or its record) show D winning the GAN game outright.
 
-  Args: ``mets``, one epoch's mean metrics (``loss_unl``: D's unsupervised GAN loss).
+  Args: ``mets`` with ``loss_unl``, D's unsupervised GAN loss (absent: False).
   """
   unl = mets.get("loss_unl")
-  if unl is None or not unl < D_WINS_LOSS:
+  return unl is not None and unl < D_WINS_LOSS
+
+
+def d_wins_warning(mets: dict) -> Optional[str]:
+  """A warning when the discriminator wins the GAN game outright (:func:`d_wins`), else None."""
+  if not d_wins(mets):
     return None
-  return (f"the discriminator tells real from generated almost perfectly (loss_unl={unl:.4f}; "
-          "healthy runs stay near 0.1-0.45), so the generator has stopped teaching it. Runs "
-          "like this have stayed stuck for many epochs: set on_d_wins=rollback (with a workdir) "
-          "to restart from an earlier checkpoint with a new key, or try another seed.")
+  return (f"the discriminator tells real from generated almost perfectly "
+          f"(loss_unl={mets['loss_unl']:.4f}; healthy runs stay near 0.1-0.45), so the generator "
+          "has stopped teaching it. Runs like this have stayed stuck for many epochs: set "
+          "on_d_wins=rollback (with a workdir) to restart from an earlier checkpoint with a new "
+          "key, or try another seed.")
 
 
 # How far back a D-wins rollback goes. Measured on the MNIST run that failed at epoch 11
@@ -703,19 +709,19 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         raise SganError(f"[{mode}] non-finite {name}={value} at {where}; stopped, {kept}. Lower "
                         "lr, check the data for extreme values, or set on_nonfinite=rollback.")
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
+      logged = {k: round(v, 5) for k, v in mets.items()}  # as the metric records hold them
       warning = d_wins_warning(mets) if mode == "sgan" and cfg.d_objective == "gan" else None
       if warning and cfg.on_d_wins == "rollback":
         failed = epoch + 1
-        d_won = [r["epoch"] for r in history if r.get("loss_unl", 1.0) < D_WINS_LOSS]
-        target = rollback_target(ckpt.all_epochs() if ckpt else [], failed, d_won, d_rollbacks)
+        won = [r["epoch"] for r in history if d_wins(r)]
+        target = rollback_target(ckpt.all_epochs() if ckpt else [], failed, won, d_rollbacks)
         if target is not None and d_rollbacks < MAX_ROLLBACKS:
           d_rollbacks += 1
           abandoned = history
           state, epoch, best, history = rewind(target, 104729 * d_rollbacks)
           if metrics_path and primary:  # the abandoned branch's records, kept for inspection
             with open(os.path.join(workdir, f"metrics_{mode}_abandoned.jsonl"), "a") as f:
-              failed_rec = {"mode": mode, "epoch": failed, "evaluated": False,
-                            **{k: round(v, 5) for k, v in mets.items()}}
+              failed_rec = {"mode": mode, "epoch": failed, "evaluated": False, **logged}
               f.writelines(json.dumps({**r, "rollback": d_rollbacks}) + "\n"
                            for r in abandoned[len(history):] + [failed_rec])
           moved = ckpt.discard_after(target)
@@ -742,7 +748,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         it_s = timed_iters / t_train if t_train > 0 else None
         rec = {"mode": mode, "epoch": epoch, "step": int(state.step),
                "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
-               **{k: round(v, 5) for k, v in mets.items()}, **rec}
+               **logged, **rec}
         history.append(rec)
         if metrics_path and primary:
           with open(metrics_path, "a") as f:

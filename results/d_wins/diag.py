@@ -1,18 +1,19 @@
 """Per-epoch diagnostics of a run's kept checkpoints (D-wins investigation)."""
 import json, os, sys
 import jax, jax.numpy as jnp, numpy as np
-from sgan_jax import train as T, checkpoint as C, data as D
+from sgan_jax import train as T, checkpoint as C, experiment as X
 from sgan_jax.config import from_dict
 
 run = sys.argv[1]
 cfg = from_dict(json.load(open(os.path.join(run, "config.json"))))
-m = T.build_models(cfg, (28, 28, 1), 10, 600)
+ds = X.load_data(cfg)  # the run's own dataset, through the project's loader
+shape = ds.x_train.shape[1:]
+m = T.build_models(cfg, shape, ds.num_classes, 600)
 ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
-tmpl = T.init_state(m, jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+tmpl = T.init_state(m, jax.random.key(0), jnp.zeros((2, *shape)))
 extra = {k: np.load(os.path.join(run, f)).astype(np.int64) for k, f in
          {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}.items()}
-d = np.load("../shared/datasets/mnist.npz")
-xr = d["x_train"][:2000].reshape(-1, 28, 28, 1).astype(np.float32) / 255.
+xr = ds.x_train[:2000]  # D sees the first 1000; the real-pixel stats use all 2000
 sh = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 for ep in ck.all_epochs():
   st, _ = ck.restore(ep, tmpl, extra, sh)
