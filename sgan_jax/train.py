@@ -600,6 +600,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   # ---- checkpoints: resume, or refuse to touch an incompatible folder
   history, best, t_train, compile_s, epoch = [], {"val_err": None}, 0.0, None, 0
   timed_iters = 0  # iterations whose time is in t_train (compilation excluded)
+  # Rollbacks so far (non-finite, D wins): saved with every checkpoint so a resumed run
+  # keeps counting (and salting keys) where the uninterrupted one would.
+  rollbacks = d_rollbacks = 0
   ckpt = None
   extra = {"lab_idx": np.asarray(splits.lab_idx, np.int64),
            "val_idx": np.asarray(splits.val_idx, np.int64)}
@@ -631,6 +634,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       epoch, best = meta["epoch"], meta["best"]
       history = _history_at(os.path.join(workdir, f"metrics_{mode}.jsonl"), meta, log)
       t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
+      rollbacks, d_rollbacks = meta.get("rollbacks", [0, 0])  # absent before session 9
       log(f"[{mode}] resumed from {cdir}/{latest}: epoch {epoch}, step {int(state.step)}")
 
   metrics_path = os.path.join(workdir, f"metrics_{mode}.jsonl") if workdir else None
@@ -650,7 +654,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       meta = {"mode": mode, "epoch": ep, "step": int(state.step), "config": cfg.to_dict(),
               "data_fingerprint": fingerprint, "n_history": len(history),
               "last_record": history[-1] if history else None, "best": best,
-              "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters}
+              "t_train": t_train, "compile_s": compile_s, "timed_iters": timed_iters,
+              "rollbacks": [rollbacks, d_rollbacks]}
       # Checkpoint buffers would otherwise stay in glibc heaps (measured on MNIST: +250
       # MB over the first 50 minutes); small thresholds only while saving keep training
       # at full speed (sgan_jax/memory.py). The write finishes inside the block.
@@ -669,7 +674,6 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   old_handler = None
   if threading.current_thread() is threading.main_thread():
     old_handler = signal.signal(signal.SIGTERM, lambda *a: preempt.update(flag=True))
-  rollbacks = d_rollbacks = 0
   d_winning = False
 
   def rewind(target: int, salt: int):

@@ -284,6 +284,27 @@ def test_d_wins_rollbacks_go_further_back_each_time_then_the_run_only_warns(tmp_
       "2.1", "3.1", "3.2", "4.1", "4.2", "4.3"]
 
 
+def test_d_wins_rollback_count_survives_a_resume(tmp_path, monkeypatch):
+  # Epoch 4 fails once, the run stops after epoch 5 and is resumed to 7; epoch 6 fails.
+  # The resumed run must count this as the second rollback (one epoch further back, the
+  # second key salt) and end where an uninterrupted run with the same failures ends.
+  F, T = False, True
+  cfg = dict(on_d_wins="rollback", lr_decay_epochs=0)  # constant lr: 5 + 2 epochs == 7
+  _d_wins_at(monkeypatch, [F, F, F, T, F, F, F])
+  run(tiny_config(epochs=5, **cfg), str(tmp_path / "resumed"))
+  _d_wins_at(monkeypatch, [T, F, F, F, F])
+  lines = []
+  resumed = run(tiny_config(epochs=7, **cfg), str(tmp_path / "resumed"), lines.append)
+  [msg] = [line for line in lines if "rolled back" in line]
+  assert "epoch 6: the discriminator won" in msg and "rolled back to epoch 3" in msg, msg
+  assert "D-wins rollback 2/3" in msg, msg
+  _d_wins_at(monkeypatch, [F, F, F, T, F, F, F, T, F, F, F, F])
+  whole = run(tiny_config(epochs=7, **cfg), str(tmp_path / "whole"))
+  assert_same_state(resumed["state"], whole["state"])
+  assert resumed["history"] == [{**h, "wall_s": r["wall_s"], "it_per_s": r["it_per_s"]}
+                                for h, r in zip(whole["history"], resumed["history"])]
+
+
 def test_d_wins_rollback_without_an_old_enough_checkpoint_warns(tmp_path, monkeypatch):
   _d_wins_at(monkeypatch, [True, False])
   lines = []
