@@ -692,11 +692,13 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       state, per_step = chunk(state, device_data, place(idx, batch_sharding))
       per_step = {k: to_host(v) for k, v in per_step.items()}
       dt = time.time() - t0
+      recent_it_s = None  # this chunk's speed: the ETA follows the machine's current load
       if compile_s is None:  # first chunk includes compilation; keep it out of throughput
         compile_s = dt
       else:
         t_train += dt
         timed_iters += iters
+        recent_it_s = iters / dt if dt > 0 else None
       bad = _first_nonfinite(per_step)
       if bad is not None:
         i, name, value = bad
@@ -768,14 +770,15 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
-        eta = (epochs - epoch) * iters / it_s if it_s else None
+        eta = (epochs - epoch) * iters / recent_it_s if recent_it_s else None
         losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
         if cfg.task == "regression":
           name, fmt = "rmse", (lambda e: f"{e:.4f}")
         else:
           name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
         val_txt = f" val_{name}={fmt(val_err)}" if val_err is not None else ""
-        speed = f"{it_s:.1f} it/s, ETA {_fmt_time(eta)}" if it_s else f"compiled+ran in {dt:.1f}s"
+        speed = (f"{recent_it_s:.1f} it/s, ETA {_fmt_time(eta)}" if recent_it_s
+                 else f"compiled+ran in {dt:.1f}s")
         log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
             f"{val_txt} test_{name}={fmt(rec['test_err'])} "
             f"(live weights {fmt(rec['test_err_live'])})")
