@@ -503,6 +503,19 @@ def _fmt_time(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def speed_text(iters: int, dt: float, epochs_left: int, compiled: bool) -> str:
+  """Progress text for an epoch block of ``iters`` iterations that took ``dt`` seconds.
+
+  The ETA assumes the rest runs at this block's speed, not the run's mean: a run that
+  shared its cores for a while would otherwise report an ETA several times too long.
+  A block that included compilation (``compiled``) says so instead.
+  """
+  if compiled or dt <= 0:
+    return f"compiled+ran in {dt:.1f}s"
+  it_s = iters / dt
+  return f"{it_s:.1f} it/s, ETA {_fmt_time(epochs_left * iters / it_s)}"
+
+
 class Preempted(Exception):
   """Raised after SIGTERM, once a checkpoint has been saved; rerun the command to resume."""
 
@@ -692,13 +705,12 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       state, per_step = chunk(state, device_data, place(idx, batch_sharding))
       per_step = {k: to_host(v) for k, v in per_step.items()}
       dt = time.time() - t0
-      recent_it_s = None  # this chunk's speed: the ETA follows the machine's current load
-      if compile_s is None:  # first chunk includes compilation; keep it out of throughput
+      compiled = compile_s is None
+      if compiled:  # first chunk includes compilation; keep it out of throughput
         compile_s = dt
       else:
         t_train += dt
         timed_iters += iters
-        recent_it_s = iters / dt if dt > 0 else None
       bad = _first_nonfinite(per_step)
       if bad is not None:
         i, name, value = bad
@@ -770,15 +782,13 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if val_err is not None and (best["val_err"] is None or val_err < best["val_err"]):
           best = {"val_err": val_err, "epoch": epoch, "test_err": rec["test_err"]}
-        eta = (epochs - epoch) * iters / recent_it_s if recent_it_s else None
         losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
         if cfg.task == "regression":
           name, fmt = "rmse", (lambda e: f"{e:.4f}")
         else:
           name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
         val_txt = f" val_{name}={fmt(val_err)}" if val_err is not None else ""
-        speed = (f"{recent_it_s:.1f} it/s, ETA {_fmt_time(eta)}" if recent_it_s
-                 else f"compiled+ran in {dt:.1f}s")
+        speed = speed_text(iters, dt, epochs - epoch, compiled)
         log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
             f"{val_txt} test_{name}={fmt(rec['test_err'])} "
             f"(live weights {fmt(rec['test_err_live'])})")

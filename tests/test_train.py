@@ -211,3 +211,10 @@ def test_d_wins_warning_is_logged_when_it_starts_and_after_a_recovery(monkeypatc
   seen.clear()
   train.train(cfg, splits_for(cfg), "supervised", None, lines.append)
   assert seen == []
+
+
+def test_progress_eta_follows_the_last_block_speed():
+  # 600 iterations in 30 s -> 20 it/s; 10 epochs left -> 6000 iterations -> 5 minutes.
+  assert train.speed_text(600, 30.0, 10, compiled=False) == "20.0 it/s, ETA 5m00s"
+  assert train.speed_text(600, 3.0, 10000, compiled=False) == "200.0 it/s, ETA 8h20m"
+  assert train.speed_text(600, 12.34, 10, compiled=True) == "compiled+ran in 12.3s"
