@@ -62,9 +62,10 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   generator saved with the epoch selected on validation, i.e. beside the reported
   classifier) or an epoch number among the kept checkpoints.
   """
-  m, generator_path = _run_models(run_dir)
+  m, generator_path = run_models(run_dir)
   if checkpoint != "final":
-    return m, _generator_from_checkpoint(m, run_dir, checkpoint)
+    state = checkpoint_state(m, run_dir, checkpoint)
+    return m, {"params": state.g_params, **state.g_state}
   c = train_lib.sample_classes(m, jax.random.key(0), 2)
   template = m.gen.init(jax.random.key(0), jnp.zeros((2, m.cfg.latent_dim)), c, train=False)
   with open(generator_path, "rb") as f:
@@ -76,7 +77,7 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   return m, g_vars
 
 
-def _run_models(run_dir: str) -> tuple[train_lib.Models, str]:
+def run_models(run_dir: str) -> tuple[train_lib.Models, str]:
   """The models of a finished run folder and the path of its final generator."""
   paths = {k: os.path.join(run_dir, k) for k in ("config.json", "model.json", "generator.msgpack")}
   missing = [k for k, p in paths.items() if not os.path.exists(p)]
@@ -91,8 +92,11 @@ def _run_models(run_dir: str) -> tuple[train_lib.Models, str]:
   return m, paths["generator.msgpack"]
 
 
-def _generator_from_checkpoint(m: train_lib.Models, run_dir: str, which: str) -> dict:
-  """``g_vars`` of a kept checkpoint of the run (``which``: "best" or an epoch number)."""
+def checkpoint_state(m: train_lib.Models, run_dir: str, which) -> train_lib.TrainState:
+  """The training state of a kept checkpoint of a run folder, on one device.
+
+  ``m``: the run's models (:func:`run_models`); ``which``: "best" or an epoch number.
+  """
   from sgan_jax import checkpoint as ckpt_lib  # orbax: only needed here
   cdir = os.path.join(run_dir, "checkpoints_sgan")
   if not os.path.isdir(cdir):
@@ -120,7 +124,7 @@ def _generator_from_checkpoint(m: train_lib.Models, run_dir: str, which: str) ->
                           jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   finally:
     ck.close()
-  return {"params": state.g_params, **state.g_state}
+  return state
 
 
 def to_uint8(x: np.ndarray, pixel_range: str) -> np.ndarray:

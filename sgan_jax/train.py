@@ -512,8 +512,7 @@ def speed_text(iters: int, dt: float, epochs_left: int, compiled: bool) -> str:
   """
   if compiled or dt <= 0:
     return f"compiled+ran in {dt:.1f}s"
-  it_s = iters / dt
-  return f"{it_s:.1f} it/s, ETA {_fmt_time(epochs_left * iters / it_s)}"
+  return f"{iters / dt:.1f} it/s, ETA {_fmt_time(epochs_left * dt)}"
 
 
 class Preempted(Exception):

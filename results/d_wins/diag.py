@@ -1,22 +1,15 @@
 """Per-epoch diagnostics of a run's kept checkpoints (D-wins investigation)."""
-import json, os, sys
+import os, sys
 import jax, jax.numpy as jnp, numpy as np
-from sgan_jax import train as T, checkpoint as C, experiment as X
-from sgan_jax.config import from_dict
+from sgan_jax import train as T, checkpoint as C, experiment as X, generate as G
 
 run = sys.argv[1]
-cfg = from_dict(json.load(open(os.path.join(run, "config.json"))))
-ds = X.load_data(cfg)  # the run's own dataset, through the project's loader
-shape = ds.x_train.shape[1:]
-m = T.build_models(cfg, shape, ds.num_classes, 600)
-ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
-tmpl = T.init_state(m, jax.random.key(0), jnp.zeros((2, *shape)))
-extra = {k: np.load(os.path.join(run, f)).astype(np.int64) for k, f in
-         {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}.items()}
+m, _ = G.run_models(run)  # the run's own models, from its config.json and model.json
+ds = X.load_data(m.cfg)  # the run's own dataset, through the project's loader
 xr = ds.x_train[:2000]  # D sees the first 1000; the real-pixel stats use all 2000
-sh = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
 for ep in ck.all_epochs():
-  st, _ = ck.restore(ep, tmpl, extra, sh)
+  st = G.checkpoint_state(m, run, ep)
   key = jax.random.key(123)
   z = T.sample_z(key, 1000, 100)
   xg, _ = m.gen.apply({"params": st.g_params, **st.g_state}, z, None, train=True, mutable=["batch_stats"])

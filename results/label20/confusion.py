@@ -2,32 +2,26 @@
 
 usage: python results/label20/confusion.py RUN_DIR   (a table run's labels_N/seed_S folder)
 """
-import json, os, sys
-import jax, jax.numpy as jnp, numpy as np
-from sgan_jax import train as T, checkpoint as C, experiment as X
-from sgan_jax.config import from_dict
+import os, sys
+import numpy as np
+from sgan_jax import train as T, checkpoint as C, experiment as X, generate as G
 
 run = sys.argv[1]
-cfg = from_dict(json.load(open(os.path.join(run, "config.json"))))
-ds = X.load_data(cfg)  # the run's own dataset, through the project's loader
-shape, K = ds.x_train.shape[1:], ds.num_classes
-m = T.build_models(cfg, shape, K, 600)
-ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
-tmpl = T.init_state(m, jax.random.key(0), jnp.zeros((2, *shape)))
-extra = {k: np.load(os.path.join(run, f)).astype(np.int64) for k, f in
-         {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}.items()}
-sh = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-pred_fn = jax.jit(lambda p, fr, x: m.disc.apply({"params": p, **fr}, x, train=False)[0].argmax(-1))
+m, _ = G.run_models(run)  # the run's own models, from its config.json and model.json
+ds = X.load_data(m.cfg)  # the run's own dataset, through the project's loader
+K = ds.num_classes
+predict = T.make_predict(m)  # compiled once for all checkpoints
 y = ds.y_test
-lab = extra["lab_idx"]
+lab = np.load(os.path.join(run, "labeled_indices.npy"))
+ck = C.Checkpointer(os.path.join(run, "checkpoints_sgan"))
 for ep in sorted(ck.all_epochs()):
-  st, _ = ck.restore(ep, tmpl, extra, sh)
+  st = G.checkpoint_state(m, run, ep)
   for name, p in (("avg", st.d_avg), ("live", st.d_params)):
-    pr = np.concatenate([np.asarray(pred_fn(p, st.d_frozen, ds.x_test[i:i + 1000]))
-                         for i in range(0, len(y), 1000)])
+    pr = T.predict_all(predict, p, st.d_frozen, ds.x_test)[:, :K].argmax(-1)
     cm = np.zeros((K, K), int)
     np.add.at(cm, (y, pr), 1)
-    lab_acc = np.mean(np.asarray(pred_fn(p, st.d_frozen, ds.x_train[lab])) == ds.y_train[lab])
+    lab_pr = T.predict_all(predict, p, st.d_frozen, ds.x_train[lab])[:, :K].argmax(-1)
+    lab_acc = np.mean(lab_pr == ds.y_train[lab])
     per_class = 1 - np.diag(cm) / cm.sum(1)
     off = cm.copy(); np.fill_diagonal(off, 0)
     top = np.dstack(np.unravel_index(np.argsort(-off, None)[:4], off.shape))[0]
