@@ -21,7 +21,7 @@ from sgan_jax import train
 from sgan_jax.config import Config
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_steps import synthetic_splits  # noqa: E402
+from bench_steps import host_cpu, synthetic_splits  # noqa: E402
 
 
 def main(argv=None):
@@ -71,7 +71,7 @@ def main(argv=None):
   jax.block_until_ready(met)
   vm = S * a.reps * a.iters / (time.perf_counter() - t0)
   r = {"model": a.model, "replicas": S, "batch": a.batch, "platform": jax.devices()[0].platform,
-       "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
+       "device_kind": jax.devices()[0].device_kind, "cpu": host_cpu(), "jax": jax.__version__,
        "sequential_replica_it_per_s": round(seq, 2), "vmap_replica_it_per_s": round(vm, 2),
        "speedup": round(vm / seq, 3), "compile_s_sequential": round(seq_compile, 2),
        "compile_s_vmap": round(v_compile, 2)}

@@ -57,6 +57,28 @@ def measure_bandwidth(mib: int = 256, reps: int = 10) -> float:
   return 2 * a.nbytes * reps / (time.perf_counter() - t)
 
 
+def host_cpu(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+  """The host CPU as one line: model name, x86 family/model, cores, widest vector ISA.
+
+  ``platform.processor()`` is empty on Linux, and results from two CPUs that both call
+  themselves "AMD EPYC" differ 2x (AVX2 vs AVX-512), so the benchmark rows say which.
+  """
+  try:
+    with open(cpuinfo_path) as f:
+      text = f.read()
+  except OSError:
+    return platform.processor() or platform.machine()
+  first = {}
+  for line in text.splitlines():
+    k, _, v = line.partition(":")
+    first.setdefault(k.strip(), v.strip())
+  flags = set(first.get("flags", "").split())
+  isa = next((i for i in ("amx_tile", "avx512f", "avx2", "sse4_2") if i in flags), "")
+  cores = sum(1 for line in text.splitlines() if line.startswith("processor"))
+  return (f"{first.get('model name', platform.machine())} (family {first.get('cpu family', '?')} "
+          f"model {first.get('model', '?')}), {cores} cores" + (f", {isa}" if isa else ""))
+
+
 def synthetic_splits(shape, n_unl, label_rate, num_classes=10, seed=0):
   rng = np.random.default_rng(seed)
   x = rng.random((n_unl, *shape), dtype=np.float32)
@@ -189,7 +211,7 @@ def main(argv=None):
   peaks = [measure_peak_flops(a.peak_n, dtype=mm_dtype) for _ in range(3)]
   meta = {"devices": jax.device_count(), "platform": jax.devices()[0].platform,
           "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "cpu": platform.processor() or platform.machine(),
+          "cpu": host_cpu(),
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
   rows = []
   for model in a.models.split(","):
@@ -223,7 +245,7 @@ def main(argv=None):
     sps = [r["steps_per_sec"] for r in rows if (name(r), r["global_batch"], r["dtype"]) == key]
     if len(sps) > 1:
       spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
-  md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}), JAX {meta['jax']}, "
+  md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}; {meta['cpu']}), JAX {meta['jax']}, "
         f"measured {mm_dtype} matmul peak {peak / 1e9:.1f} GFLOP/s (best of {len(peaks)}), "
         f"{a.rounds} interleaved rounds of {a.reps} chunks per configuration"
         + (f", XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else "") + "\n\n" + "\n".join(table + spread))

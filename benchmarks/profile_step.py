@@ -160,7 +160,8 @@ def main(argv=None) -> int:
                  "ms_per_iteration": {k: 1e3 * v / a.iters for k, v in per.items()},
                  "ops_per_iteration": {k: v / a.iters for k, v in count.items()},
                  "top_ops": top,
-                 "platform": jax.default_backend(), "jax": jax.__version__}, f, indent=1)
+                 "platform": jax.default_backend(), "cpu": bench_steps.host_cpu(),
+                 "jax": jax.__version__}, f, indent=1)
   return 0
 
 

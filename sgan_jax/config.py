@@ -55,6 +55,7 @@ class Config:
   d_objective: str = "gan"             # gan (Salimans real/fake log-loss) | wasserstein (critic + GP)
   gp_weight: float = 10.0              # gradient-penalty weight (d_objective=wasserstein)
   entropy_weight: float = 0.0          # Bad-GAN conditional entropy on unlabeled logits (D)
+  balance_weight: float = 0.0          # KL(unlabeled batch's mean p(y|x) || labeled class freq.) (D)
   pullaway_weight: float = 0.0         # Bad-GAN pull-away term on generated features (G)
   conditional: bool = False            # generator takes the class; G(z, c) should look like c
   cond_weight: float = 1.0             # weight of the generator's class cross-entropy
@@ -211,7 +212,7 @@ def _check_values(cfg: Config) -> None:
   _choice(cfg, "g_loss", ("feature_matching", "non_saturating", "minimax", "wasserstein",
                           "non_saturating+feature_matching"))
   _choice(cfg, "d_objective", ("gan", "wasserstein"))
-  for n in ("gp_weight", "entropy_weight", "pullaway_weight", "cond_weight"):
+  for n in ("gp_weight", "entropy_weight", "balance_weight", "pullaway_weight", "cond_weight"):
     if getattr(cfg, n) < 0:
       raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")
   if cfg.conditional and cfg.task == "regression":
@@ -221,9 +222,10 @@ def _check_values(cfg: Config) -> None:
     raise SganError("d_objective='wasserstein' penalises each example's own input gradient, "
                     "which batch norm in the DCGAN discriminator couples across the batch "
                     "(WGAN-GP's authors drop it too); use model='mlp' or 'conv'.")
-  if cfg.entropy_weight > 0 and cfg.task == "regression":
-    raise SganError("entropy_weight > 0 needs class probabilities; it applies to "
-                    "task='classification' only.")
+  for n in ("entropy_weight", "balance_weight"):
+    if getattr(cfg, n) > 0 and cfg.task == "regression":
+      raise SganError(f"{n} > 0 needs class probabilities; it applies to "
+                      "task='classification' only.")
   if cfg.pullaway_weight > 0 and cfg.batch_size < 2:
     raise SganError("pullaway_weight > 0 compares generated samples pairwise; use batch_size >= 2.")
   _choice(cfg, "fm_order", (1, 2))

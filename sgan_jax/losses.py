@@ -220,6 +220,38 @@ def conditional_entropy(logits: jax.Array, parameterization: Parameterization = 
   return -jnp.mean(jnp.sum(jnp.exp(logp) * logp, axis=-1))
 
 
+def label_prior(labels: jax.Array, num_classes: int) -> jax.Array:
+  """Class frequencies of a labeled set, Laplace-smoothed: ``(num_classes,)``, sums to 1.
+
+  ``(count_k + 1) / (N + K)``: equal to the uniform distribution for a class-balanced
+  set, and never 0, so :func:`class_balance` stays finite when a class has no label.
+  Args: ``labels``: ``(N,)`` integer class ids in ``[0, K)``.
+  """
+  counts = jnp.zeros((num_classes,), jnp.float32).at[labels].add(1.0)
+  return (counts + 1.0) / (labels.shape[0] + num_classes)
+
+
+def class_balance(logits: jax.Array, parameterization: Parameterization = "k",
+                  prior: jax.Array | None = None) -> jax.Array:
+  """``KL(p_bar || prior)`` of a batch's mean class prediction (scalar, >= 0).
+
+  ``p_bar = mean_b softmax(class_logits)`` over the K classes. With a uniform prior this is
+  ``log K - H(p_bar)``, CatGAN's marginal-entropy term (Springenberg 2016): minimised on
+  unlabeled data, it stops the classifier from handing one class's region to a neighbour
+  (which the real/fake terms, seeing only ``logsumexp`` of the logits, allow). It is a
+  *batch* statistic: under data parallelism ``p_bar`` must be the global batch's mean.
+
+  Args:
+    logits: ``(B, K[+1])`` logits on real unlabeled data.
+    prior: ``(K,)`` target class distribution, all entries > 0 (default: uniform).
+  """
+  logp = jax.nn.log_softmax(class_logits(logits, parameterization), axis=-1)
+  log_pbar = jax.nn.logsumexp(logp, axis=0) - jnp.log(logp.shape[0])
+  k = logp.shape[-1]
+  log_prior = -jnp.log(k) * jnp.ones((k,)) if prior is None else jnp.log(prior)
+  return jnp.sum(jnp.exp(log_pbar) * (log_pbar - log_prior))
+
+
 def pull_away(features: jax.Array) -> jax.Array:
   """Pull-away term (Zhao et al. 2017; Dai et al. 2017) on generated features (scalar).
 

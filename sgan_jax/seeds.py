@@ -38,9 +38,11 @@ def make_seeds_chunk(m: train_lib.Models, mode: str = "sgan"):
     x_unl = data["x_unl"]
 
     def one(state, x_lab, y_lab, idx1):
+      prior = train_lib.chunk_class_prior(m, y_lab)
+
       def body(st, i):
         return train_lib.train_iteration(m, st, x_lab[i["lab"]], y_lab[i["lab"]],
-                                         x_unl[i["unl"]], x_unl[i["unl2"]], mode)
+                                         x_unl[i["unl"]], x_unl[i["unl2"]], mode, prior)
       return jax.lax.scan(body, state, idx1)
 
     return jax.vmap(one)(states, data["x_lab"], data["y_lab"], idx)

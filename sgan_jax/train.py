@@ -232,13 +232,16 @@ def to_host(x) -> np.ndarray:
 
 # --------------------------------------------------------------------------- one iteration
 def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.Array,
-                    x_unl: jax.Array, x_unl2: jax.Array, mode: str = "sgan"):
+                    x_unl: jax.Array, x_unl2: jax.Array, mode: str = "sgan",
+                    class_prior: Optional[jax.Array] = None):
   """One discriminator step, then (in ``"sgan"`` mode) one generator step.
 
   Args:
     x_lab: ``(B, *shape)`` labeled batch; y_lab: ``(B,)``.
     x_unl: ``(B, *shape)`` unlabeled batch for the D step.
     x_unl2: ``(B, *shape)`` a second unlabeled batch for the G step.
+    class_prior: ``(K,)`` target of the ``balance_weight`` term (default uniform); the
+      chunk functions pass :func:`chunk_class_prior` of the whole labeled set.
   Returns ``(new_state, metrics)`` with scalar metrics.
   """
   cfg = m.cfg
@@ -300,6 +303,10 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
         ent = losses.conditional_entropy(logits[b_lab:b_lab + b_unl], param)
         out["loss_ent"] = ent
         total = total + cfg.entropy_weight * ent
+      if cfg.balance_weight > 0:
+        bal = losses.class_balance(logits[b_lab:b_lab + b_unl], param, class_prior)
+        out["loss_bal"] = bal
+        total = total + cfg.balance_weight * bal
     return total, (out, d_upd)
 
   d_grads, (metrics, d_upd) = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
@@ -355,6 +362,15 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
   return new.replace(g_params=g_params, g_state={**g_state, **g_upd}, g_opt=g_opt), metrics
 
 
+def chunk_class_prior(m: Models, y_lab: jax.Array) -> Optional[jax.Array]:
+  """The ``balance_weight`` term's target: the labeled set's smoothed class frequencies
+  (:func:`sgan_jax.losses.label_prior`), ``(K,)``; None when the term is off. Labels of
+  the labeled set only: the unlabeled stream's labels are never seen."""
+  if m.cfg.balance_weight == 0 or m.cfg.task != "classification":
+    return None
+  return losses.label_prior(y_lab, m.num_classes)
+
+
 def make_train_chunk(m: Models, mode: str = "sgan", mesh: Optional[Mesh] = None):
   """Jitted ``(state, data, idx) -> (state, metrics)`` running ``T`` iterations on device.
 
@@ -374,10 +390,12 @@ def make_train_chunk(m: Models, mode: str = "sgan", mesh: Optional[Mesh] = None)
       lambda x: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P("data"))))
 
   def chunk(state, data, idx):
+    prior = chunk_class_prior(m, data["y_lab"])
+
     def body(st, i):
       get = lambda name, key: shard(data[name][i[key]])
       return train_iteration(m, st, get("x_lab", "lab"), get("y_lab", "lab"),
-                             get("x_unl", "unl"), get("x_unl", "unl2"), mode)
+                             get("x_unl", "unl"), get("x_unl", "unl2"), mode, prior)
 
     return jax.lax.scan(body, state, idx)  # metrics: per-iteration (T,) arrays
 

@@ -34,6 +34,17 @@ def test_bench_steps_writes_every_required_field(tmp_path, monkeypatch):
   assert "| mlp | 0.01 |" in md and "spread across label rates" in md
 
 
+def test_host_cpu_names_the_family_and_the_vector_isa(tmp_path):
+  info = tmp_path / "cpuinfo"
+  core = ("processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+          "model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx2 avx512f avx512bw\n\n")
+  info.write_text(core.format(n=0) + core.format(n=1))
+  assert bench_steps.host_cpu(str(info)) == "AMD EPYC (family 26 model 2), 2 cores, avx512f"
+  info.write_text(core.format(n=0).replace(" avx512f avx512bw", ""))
+  assert bench_steps.host_cpu(str(info)).endswith("1 cores, avx2")
+  assert bench_steps.host_cpu(str(tmp_path / "missing"))  # falls back to platform's name
+
+
 def test_variants_are_timed_beside_the_model_and_labelled(tmp_path, monkeypatch):
   monkeypatch.setattr(bench_steps, "Config", lambda **kw: Config(
       **{**kw, "d_hidden": (32, 16), "g_hidden": (32,), "latent_dim": 8}))

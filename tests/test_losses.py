@@ -117,6 +117,8 @@ def test_large_logits_give_finite_losses_and_grads(scale):
       "ns": losses.g_non_saturating,
       "mm": losses.g_minimax,
       "fm": lambda a: losses.feature_matching(a, -a),
+      "bal": losses.class_balance,
+      "bal_k1": lambda a: losses.class_balance(a, "k+1", jnp.full((9,), 1 / 9)),
   }
   for name, fn in fns.items():
     val, grad = jax.value_and_grad(fn)(l)

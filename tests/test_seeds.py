@@ -10,9 +10,10 @@ from sgan_jax.errors import SganError
 from tests.helpers import blobs, tiny_config
 
 
-@pytest.mark.parametrize("mode", ["sgan", "supervised"])
-def test_replicas_match_sequential_runs(mode):
-  cfg = tiny_config(epochs=2, val_size=16)
+@pytest.mark.parametrize("mode,extra", [("sgan", {}), ("supervised", {}),
+                                        ("sgan", {"balance_weight": 1.0})])
+def test_replicas_match_sequential_runs(mode, extra):
+  cfg = tiny_config(epochs=2, val_size=16, **extra)
   ds = blobs()
   seeds = [3, 7]
   splits = seeds_lib.make_splits_for_seeds(ds, cfg, seeds)

@@ -2,6 +2,7 @@
 conditional generator, and the DCGAN-style pair: losses against independent formulas,
 and each option training end to end."""
 
+import functools
 import json
 import os
 
@@ -71,6 +72,65 @@ def test_conditional_entropy_matches_formula():
                              losses.conditional_entropy(l1[:, :5] - l1[:, 5:]), rtol=1e-5)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_class_balance_is_kl_of_the_batch_mean_prediction(jit):
+  f = jax.jit(losses.class_balance, static_argnums=1) if jit else losses.class_balance
+  l = RNG.normal(size=(9, 5)) * 2
+  pbar = np.exp(l - _lse(l)[:, None]).mean(0)
+  np.testing.assert_allclose(f(l, "k"), np.sum(pbar * np.log(pbar * 5)), rtol=1e-5)
+  prior = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+  np.testing.assert_allclose(f(l, "k", prior), np.sum(pbar * np.log(pbar / prior)), rtol=1e-5)
+  # Closed forms: every example sure of one class -> log K whatever each example's
+  # confidence says; a batch split evenly over the classes -> 0 although each example is sure.
+  assert float(f(jnp.zeros((6, 4)).at[:, 2].set(100.0), "k")) == pytest.approx(np.log(4), rel=1e-5)
+  assert float(f(jnp.eye(4) * 100, "k")) == pytest.approx(0.0, abs=1e-6)
+  # K+1: the fake column does not change the distribution over the K real classes.
+  l1 = np.concatenate([l, RNG.normal(size=(9, 1)) * 3], 1)
+  np.testing.assert_allclose(f(l1, "k+1"), f(l1[:, :5] - l1[:, 5:], "k"), rtol=1e-5)
+
+
+def test_class_balance_gradient_takes_mass_from_the_crowded_class():
+  # Three of four examples predict class 0: descending the loss lowers class 0's logits.
+  l = jnp.asarray([[3.0, 0, 0], [3.0, 0, 0], [3.0, 0, 0], [0, 3.0, 0]])
+  g = np.asarray(jax.grad(losses.class_balance)(l))
+  assert (g[:3, 0] > 0).all() and (g[:3, 2] < 0).all()
+  assert float(losses.class_balance(l - 0.1 * g)) < float(losses.class_balance(l))
+
+
+def test_label_prior_is_smoothed_class_frequency():
+  np.testing.assert_allclose(losses.label_prior(jnp.array([0, 1, 2, 0, 1, 2]), 3), [1 / 3] * 3,
+                             rtol=1e-6)
+  p = np.asarray(losses.label_prior(jnp.array([0, 0, 0, 1]), 3))  # class 2 has no label
+  np.testing.assert_allclose(p, [4 / 7, 2 / 7, 1 / 7], rtol=1e-6)
+  assert float(losses.class_balance(jnp.zeros((2, 3)).at[:, 2].set(50.0), "k", p)) < np.inf
+
+
+def test_balance_term_uses_the_labeled_set_frequencies_and_changes_the_step():
+  cfg = tiny_config(balance_weight=2.0, val_size=0)
+  m = train.build_models(cfg, (8, 8, 1), 4, 3)
+  m_off = train.build_models(cfg.replace(balance_weight=0.0), (8, 8, 1), 4, 3)
+  assert train.chunk_class_prior(m_off, jnp.array([0, 1])) is None
+  np.testing.assert_allclose(train.chunk_class_prior(m, jnp.array([0, 0, 0, 1, 2, 3])),
+                             np.array([4, 2, 2, 2]) / 10, rtol=1e-6)
+  sp = splits_for(cfg)
+  st = train.init_state(m, jax.random.key(0), jnp.asarray(sp.x_unl[:32], jnp.float32) / 255)
+  x = jnp.asarray(sp.x_unl[:16], jnp.float32) / 255
+  y = jnp.asarray(np.resize(sp.y_lab, 16))
+
+  def step(models, prior):
+    return jax.jit(functools.partial(train.train_iteration, models, class_prior=prior))(
+        st, x, y, x, x)
+
+  off, m_off_mets = step(m_off, None)
+  uni, m_uni = step(m, None)
+  skew, m_skew = step(m, jnp.array([0.7, 0.1, 0.1, 0.1]))
+  assert "loss_bal" not in m_off_mets
+  assert float(m_skew["loss_bal"]) > float(m_uni["loss_bal"]) >= 0
+  differs = lambda a, b: any(not np.array_equal(u, v) for u, v in
+                             zip(jax.tree.leaves(a.d_params), jax.tree.leaves(b.d_params)))
+  assert differs(off, uni) and differs(uni, skew)  # the weight and the prior reach D's step
+
+
 def test_pull_away_matches_double_loop():
   f = RNG.normal(size=(6, 4))
   want = np.mean([(f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])) ** 2
@@ -129,6 +189,7 @@ def test_dcgan_pair_shapes():
     (dict(d_objective="wasserstein", g_loss="wasserstein"), {"loss_gp"}),
     (dict(d_objective="wasserstein"), {"loss_gp"}),
     (dict(entropy_weight=1.0, pullaway_weight=1.0), {"loss_ent", "loss_pt"}),
+    (dict(balance_weight=1.0, parameterization="k+1"), {"loss_bal"}),
     (dict(conditional=True), {"loss_cond"}),
     (dict(model="dcgan", d_width=4, g_width=4, parameterization="k+1", conditional=True,
           g_loss="non_saturating"), {"loss_cond"}),
@@ -157,6 +218,10 @@ def test_new_config_values_are_checked():
     Config(d_objective="wgan")
   with pytest.raises(SganError, match="entropy_weight"):
     Config(entropy_weight=-1.0)
+  with pytest.raises(SganError, match="balance_weight"):
+    Config(balance_weight=-0.5)
+  with pytest.raises(SganError, match="balance_weight > 0 needs class probabilities"):
+    Config(balance_weight=1.0, task="regression", pixel_range="none")
   with pytest.raises(SganError, match="batch norm"):
     Config(d_objective="wasserstein", model="dcgan")
   with pytest.raises(SganError, match="conditional"):

@@ -83,6 +83,8 @@ def test_labels_of_unlabeled_examples_cannot_influence_training():
 
 @pytest.mark.parametrize("make_cfg,side,ch,extra", [(tiny_config, 8, 1, {}),
                                                     (tiny_config, 8, 1, {"noise_rng": "hash"}),
+                                                    # a batch statistic: global-batch mean
+                                                    (tiny_config, 8, 1, {"balance_weight": 1.0}),
                                                     (tiny_conv_config, 16, 3, {})])
 def test_eight_devices_match_one_device(make_cfg, side, ch, extra):
   assert len(jax.devices()) == 8, "conftest fakes 8 CPU devices"
