@@ -237,9 +237,10 @@ def class_balance(logits: jax.Array, parameterization: Parameterization = "k",
 
   ``p_bar = mean_b softmax(class_logits)`` over the K classes. With a uniform prior this is
   ``log K - H(p_bar)``, CatGAN's marginal-entropy term (Springenberg 2016): minimised on
-  unlabeled data, it stops the classifier from handing one class's region to a neighbour
-  (which the real/fake terms, seeing only ``logsumexp`` of the logits, allow). It is a
-  *batch* statistic: under data parallelism ``p_bar`` must be the global batch's mean.
+  unlabeled data together with :func:`conditional_entropy`, it stops the classifier from
+  handing one class's region to a neighbour (which the real/fake terms, seeing only
+  ``logsumexp`` of the logits, allow). Alone it is met by making every prediction uniform.
+  It is a *batch* statistic: under data parallelism ``p_bar`` must be the global batch's mean.
 
   Args:
     logits: ``(B, K[+1])`` logits on real unlabeled data.
