@@ -248,8 +248,7 @@ def class_balance(logits: jax.Array, parameterization: Parameterization = "k",
   """
   logp = jax.nn.log_softmax(class_logits(logits, parameterization), axis=-1)
   log_pbar = jax.nn.logsumexp(logp, axis=0) - jnp.log(logp.shape[0])
-  k = logp.shape[-1]
-  log_prior = -jnp.log(k) * jnp.ones((k,)) if prior is None else jnp.log(prior)
+  log_prior = -jnp.log(logp.shape[-1]) if prior is None else jnp.log(prior)
   return jnp.sum(jnp.exp(log_pbar) * (log_pbar - log_prior))
 
 

@@ -299,12 +299,13 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
         unsup = losses.d_unsupervised(rf_unl, rf_fake, param)
       out["loss_unl"] = unsup
       total = total + cfg.unlabeled_weight * unsup
+      l_unl = logits[b_lab:b_lab + b_unl]
       if cfg.entropy_weight > 0:
-        ent = losses.conditional_entropy(logits[b_lab:b_lab + b_unl], param)
+        ent = losses.conditional_entropy(l_unl, param)
         out["loss_ent"] = ent
         total = total + cfg.entropy_weight * ent
       if cfg.balance_weight > 0:
-        bal = losses.class_balance(logits[b_lab:b_lab + b_unl], param, class_prior)
+        bal = losses.class_balance(l_unl, param, class_prior)
         out["loss_bal"] = bal
         total = total + cfg.balance_weight * bal
     return total, (out, d_upd)
@@ -366,7 +367,7 @@ def chunk_class_prior(m: Models, y_lab: jax.Array) -> Optional[jax.Array]:
   """The ``balance_weight`` term's target: the labeled set's smoothed class frequencies
   (:func:`sgan_jax.losses.label_prior`), ``(K,)``; None when the term is off. Labels of
   the labeled set only: the unlabeled stream's labels are never seen."""
-  if m.cfg.balance_weight == 0 or m.cfg.task != "classification":
+  if m.cfg.balance_weight == 0:  # Config refuses the term for regression
     return None
   return losses.label_prior(y_lab, m.num_classes)
 

@@ -30,11 +30,10 @@ def logits_of(params, frozen, xb, key):
 
 
 def stats(lo):
-  lo = L.class_logits(jax.numpy.asarray(lo), param)
-  p = np.asarray(jax.nn.softmax(lo, -1))
-  ent = float(L.conditional_entropy(lo))
-  pbar = p.mean(0)
-  return ent, float(np.sum(pbar * np.log(pbar * K))), float(pbar.max()), int(pbar.argmax())
+  lo = jax.numpy.asarray(lo)
+  pbar = np.asarray(jax.nn.softmax(L.class_logits(lo, param), -1)).mean(0)
+  return (float(L.conditional_entropy(lo, param)), float(L.class_balance(lo, param)),
+          float(pbar.max()), int(pbar.argmax()))
 
 
 predict = T.make_predict(m)
