@@ -10,7 +10,12 @@ folder per cell (labels_<n>/seed_<s>/ with metrics, checkpoints, curves.png and 
 grids). Rerun the same command after an interruption to resume; a larger --epochs
 continues the finished runs. ``--report_budget N`` trains nothing and writes the table as
 the runs stood after N epochs (runs of different lengths compared at one budget) to
-<workdir>/budget_<N>/.
+<workdir>/budget_<N>/. ``--merge N=DIR`` (repeated) trains nothing and writes one table from
+cells reported in different folders, each cell N from DIR's results.json at its own
+budget, to --workdir:
+
+  python experiments/run_table.py mnist_fm_table --workdir results/tables/mnist_fm_largest \
+      --merge 100=results/tables/mnist_fm_100labels_80ep --merge 200=results/tables/mnist_fm_200labels_300ep
 """
 
 import argparse
@@ -21,7 +26,7 @@ import sys
 
 from sgan_jax.config import from_dict, parse_override
 from sgan_jax.errors import SganError
-from sgan_jax.tables import report_at_budget, run_table
+from sgan_jax.tables import merge_results, report_at_budget, run_table
 from sgan_jax.train import Preempted
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -53,6 +58,9 @@ def main(argv=None) -> int:
   p.add_argument("--report_budget", type=int, default=None, metavar="N",
                  help="train nothing: write the table as the existing runs stood after N epochs "
                       "(validation-selected within them) to <workdir>/budget_<N>/")
+  p.add_argument("--merge", action="append", default=[], metavar="N=DIR",
+                 help="train nothing: take cell N from DIR/results.json (repeat per cell) and "
+                      "write the merged table to --workdir")
   a = p.parse_args(argv)
   try:
     table, cfg = load_table(a.table)
@@ -60,7 +68,17 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     labels = [int(n) for n in a.labels.split(",")] if a.labels else None
     root = a.workdir or os.path.join("runs", "tables", table.name)
-    if a.report_budget:
+    if a.merge:
+      if not a.workdir:
+        raise SganError("--merge writes a new table: give its folder with --workdir.")
+      parts = []
+      for m in a.merge:
+        n, sep, d = m.partition("=")
+        if not sep or not n.strip().isdigit() or not d:
+          raise SganError(f"--merge {m!r}: expected N=DIR, e.g. 200=results/tables/mnist_fm_200labels_300ep.")
+        parts.append((int(n), d))
+      merge_results(table, parts, root)
+    elif a.report_budget:
       report_at_budget(table, root, seeds, a.report_budget, labels=labels)
       root = os.path.join(root, f"budget_{a.report_budget}")
     else:

@@ -193,6 +193,59 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
   return result
 
 
+def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> dict:
+  """One table from cells reported in different places, e.g. each at its largest budget.
+
+  ``parts`` pairs a label count with a folder holding a ``results.json`` this table
+  wrote (a :func:`run_table` root or a ``budget_<N>`` report); the cell's rows are taken
+  from it unchanged, so each row keeps its own epoch budget (the ``epochs`` column names
+  them all). Writes the table files into ``out``, which may hold an earlier merge but
+  not a source or any other table.
+  """
+  prev = os.path.join(out, "results.json")
+  if any(os.path.realpath(src) == os.path.realpath(out) for _, src in parts):
+    raise SganError(f"{out} is one of the sources; write the merged table to a new folder.")
+  if os.path.exists(prev):
+    try:
+      with open(prev) as f:
+        merged_before = "sources" in json.load(f)
+    except ValueError:
+      merged_before = False
+    if not merged_before:
+      raise SganError(f"{out} already holds a table that is not a merge ({prev}); write the "
+                      "merged table to a new folder.")
+  rows, sources = [], {}
+  for n, src in parts:
+    if n in sources:
+      raise SganError(f"{n} labels are given twice ({sources[n]} and {src}); give each cell once.")
+    path = os.path.join(src, "results.json")
+    try:
+      with open(path) as f:
+        res = json.load(f)
+    except (OSError, ValueError) as e:
+      raise SganError(f"Cannot read {path} ({e}); point at a folder a table run or "
+                      "--report_budget wrote.") from None
+    if res.get("table") != table.name:
+      raise SganError(f"{path} is table {res.get('table')!r}, not {table.name!r}.")
+    cell = [r for r in res["rows"] if r["labels"] == n]
+    if not cell:
+      raise SganError(f"{path} has no {n}-label cell; it has {sorted({r['labels'] for r in res['rows']})}.")
+    rows += cell
+    sources[n] = src
+  if len({r["num_test"] for r in rows}) > 1:
+    raise SganError("The cells were tested on test sets of different sizes "
+                    f"({sorted({r['num_test'] for r in rows})}); they do not belong in one table.")
+  labels = sorted(sources)
+  budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
+                       for n in labels)
+  result = {"table": table.name, "title": table.title + f" (epochs per cell: {budgets})",
+            "source": table.source, "seeds": sorted({r["seed"] for r in rows}), "labels": labels,
+            "sources": {str(n): sources[n] for n in labels}, "rows": rows,
+            "cells": aggregate(rows)}
+  write_outputs(table, result, out)
+  return result
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
   """Mean/std of the test error per (labels, mode)."""
   out = []

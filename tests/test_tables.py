@@ -169,3 +169,47 @@ def test_published_cells_are_parsed_for_the_plot():
   pct = tables.Table(name="q", title="q", labels=(4,), published={4: "18.63 ± 2.32"},
                      source="s", modes=("sgan",), unit="%")
   assert tables.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
+
+
+def test_merge_takes_each_cell_from_its_own_report(tmp_path):
+  """A 4-label cell at 1 epoch and an 8-label cell at 2 epochs, from two roots, in one
+  table: rows copied unchanged, each cell's budget in the epochs column; the sources, a
+  folder that is not a merge, a missing cell and a foreign table are refused."""
+  cfg = tiny_config(epochs=1, val_size=16, lr_decay_epochs=0)
+  short = tables.run_table(TABLE, cfg, [0], str(tmp_path / "a"), dataset=blobs(),
+                           log=lambda s: None, labels=[4])
+  long = tables.run_table(TABLE, cfg, [0], str(tmp_path / "b"), epochs=2, dataset=blobs(),
+                          log=lambda s: None, labels=[8])
+  out = tmp_path / "merged"
+  res = tables.merge_results(TABLE, [(8, str(tmp_path / "b")), (4, str(tmp_path / "a"))], str(out))
+  assert res["labels"] == [4, 8]
+  assert sorted(res["rows"], key=lambda r: (r["labels"], r["mode"])) == sorted(
+      short["rows"] + long["rows"], key=lambda r: (r["labels"], r["mode"]))
+  md = (out / "table.md").read_text()
+  assert "| 4 |" in md and md.split("| 4 |")[1].splitlines()[0].rstrip().endswith("| 1 | 1 |")
+  assert md.split("| 8 |")[1].splitlines()[0].rstrip().endswith("| 1 | 2 |")
+  assert "4: 1 / 8: 2" in md and (out / "error_vs_labels.png").stat().st_size > 0
+  # Rewriting an earlier merge is fine; a source or a table root is never overwritten.
+  tables.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(out))
+  before = (tmp_path / "a" / "results.json").read_text()
+  with pytest.raises(SganError, match="one of the sources"):
+    tables.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(tmp_path / "a"))
+  with pytest.raises(SganError, match="not a merge"):
+    tables.merge_results(TABLE, [(8, str(tmp_path / "b"))], str(tmp_path / "a"))
+  assert (tmp_path / "a" / "results.json").read_text() == before
+  with pytest.raises(SganError, match="no 8-label cell"):
+    tables.merge_results(TABLE, [(8, str(tmp_path / "a"))], str(tmp_path / "m2"))
+  with pytest.raises(SganError, match="given twice"):
+    tables.merge_results(TABLE, [(4, str(tmp_path / "a")), (4, str(tmp_path / "a"))], str(tmp_path / "m2"))
+  with pytest.raises(SganError, match="Cannot read"):
+    tables.merge_results(TABLE, [(4, str(tmp_path / "nowhere"))], str(tmp_path / "m2"))
+  other = tables.Table(name="u", title="u", labels=(4,), published={}, source="s")
+  with pytest.raises(SganError, match="is table 't', not 'u'"):
+    tables.merge_results(other, [(4, str(tmp_path / "a"))], str(tmp_path / "m2"))
+
+
+def test_run_table_cli_merge_arguments_are_checked(tmp_path, capsys):
+  assert run_table.main(["mnist_fm_table", "--merge", "200=x"]) == 2
+  assert "--workdir" in capsys.readouterr().err
+  assert run_table.main(["mnist_fm_table", "--merge", "two=x", "--workdir", str(tmp_path)]) == 2
+  assert "expected N=DIR" in capsys.readouterr().err
