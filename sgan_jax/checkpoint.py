@@ -37,7 +37,8 @@ FORMAT = "sgan_jax/1"
 # Fields that may differ between a run and the checkpoint it resumes from.
 RESUMABLE_DIFFERENCES = frozenset({"name", "epochs", "baseline_epochs", "eval_every",
                                    "num_devices", "baseline", "keep_checkpoints",
-                                   "on_nonfinite", "on_d_wins", "data_dir", "tensorboard"})
+                                   "on_nonfinite", "on_d_wins", "data_dir", "tensorboard",
+                                   "second_avg_rate"})  # evaluation only: train.restore_state
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:

@@ -71,6 +71,7 @@ class Config:
   epochs: int = 300
   iters_per_epoch: Optional[int] = None  # default: unlabeled examples // batch_size
   avg_rate: float = 1e-4               # Polyak average a <- a + rate * (p - a), a0 = 0
+  second_avg_rate: float = 0.0         # a second average of D, evaluated beside (0 = none)
   init_examples: int = 500             # batch for data-dependent weight-norm init
   # --- evaluation / output
   eval_every: int = 1                  # epochs between evaluations
@@ -188,6 +189,9 @@ def _check_values(cfg: Config) -> None:
     raise SganError(f"lr_decay_epochs must be >= 0, got {cfg.lr_decay_epochs}.")
   if not 0.0 < cfg.avg_rate <= 1.0:
     raise SganError(f"avg_rate must be in (0, 1], got {cfg.avg_rate}.")
+  if not 0.0 <= cfg.second_avg_rate <= 1.0:
+    raise SganError(f"second_avg_rate must be in [0, 1] (0 = no second average), got "
+                    f"{cfg.second_avg_rate}.")
   for n in ("input_noise", "hidden_noise", "unlabeled_weight", "eps_root", "huber_delta"):
     if getattr(cfg, n) < 0:
       raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")

@@ -128,14 +128,20 @@ def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequ
                         f"{epoch * iters + bad[0] + 1} (epoch {epoch + 1}).")
     if (epoch + 1) % cfg.eval_every and epoch + 1 != epochs:
       continue
-    errors = lambda x, y: train_lib.errors_from_outputs(all_logits(states.d_avg, states.d_frozen, x),
-                                                        y, cfg)
-    val = errors(s0.x_val, s0.y_val) if len(s0.y_val) else [None] * len(seeds)
-    test = errors(s0.x_test, s0.y_test)
+    def errors(params, x, y):
+      if not len(y):
+        return [None] * len(seeds)
+      return [float(e) for e in
+              train_lib.errors_from_outputs(all_logits(params, states.d_frozen, x), y, cfg)]
+
+    val, test = errors(states.d_avg, s0.x_val, s0.y_val), errors(states.d_avg, s0.x_test, s0.y_test)
+    avg2 = {}
+    if states.d_avg2 is not None:  # as in train._evaluate: reported beside, never selected on
+      avg2 = {"val_err_avg2": errors(states.d_avg2, s0.x_val, s0.y_val),
+              "test_err_avg2": errors(states.d_avg2, s0.x_test, s0.y_test)}
     for r in range(len(seeds)):
-      histories[r].append({"mode": mode, "epoch": epoch + 1,
-                           "val_err": None if val[r] is None else float(val[r]),
-                           "test_err": float(test[r]),
+      histories[r].append({"mode": mode, "epoch": epoch + 1, "val_err": val[r],
+                           "test_err": test[r], **{k: v[r] for k, v in avg2.items()},
                            **{k: float(np.mean(v[r])) for k, v in per_step.items()}})
     speed = f"{len(seeds) * timed / t_train:.1f} replica-it/s" if t_train else f"compiled in {dt:.1f}s"
     log(f"[{mode} x{len(seeds)}] epoch {epoch + 1}/{epochs} | {speed} | test_err "

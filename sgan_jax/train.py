@@ -63,6 +63,7 @@ class TrainState:
   g_state: Optional[PyTree]  # {"batch_stats": ...}
   g_opt: Optional[PyTree]
   key: jax.Array             # PRNG key for the next iteration
+  d_avg2: Optional[PyTree] = None  # a second Polyak average (cfg.second_avg_rate), or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +163,9 @@ def init_state(m: Models, key: jax.Array, init_batch: jax.Array, mode: str = "sg
     g_opt = m.tx_g.init(g_params)
   return TrainState(step=jnp.zeros((), jnp.int32), d_params=d_params, d_frozen=d_frozen,
                     d_opt=m.tx_d.init(d_params), d_avg=jax.tree.map(jnp.zeros_like, d_params),
-                    g_params=g_params, g_state=g_state, g_opt=g_opt, key=k_run)
+                    g_params=g_params, g_state=g_state, g_opt=g_opt, key=k_run,
+                    d_avg2=(jax.tree.map(jnp.zeros_like, d_params) if m.cfg.second_avg_rate
+                            else None))
 
 
 def sample_z(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
@@ -314,8 +317,10 @@ def train_iteration(m: Models, state: TrainState, x_lab: jax.Array, y_lab: jax.A
   d_updates, d_opt = m.tx_d.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
   d_avg = optax.incremental_update(d_params, state.d_avg, cfg.avg_rate)
+  d_avg2 = (None if state.d_avg2 is None else
+            optax.incremental_update(d_params, state.d_avg2, cfg.second_avg_rate))
   new = state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt, d_avg=d_avg, key=key,
-                      d_frozen={**state.d_frozen, **d_upd})
+                      d_frozen={**state.d_frozen, **d_upd}, d_avg2=d_avg2)
   if mode == "supervised":
     return new, metrics
 
@@ -661,7 +666,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         raise SganError(f"{cdir} was written for different data (fingerprint "
                         f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
                         "labeled subset or validation split). Use another --workdir or --fresh.")
-      state, _ = ckpt.restore(latest, state, extra, rep)
+      state = restore_state(ckpt, latest, state, extra, rep, cfg, log)
       epoch, best = meta["epoch"], meta["best"]
       history = _history_at(os.path.join(workdir, f"metrics_{mode}.jsonl"), meta, log)
       t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
@@ -710,7 +715,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   def rewind(target: int, salt: int):
     """``(state, epoch, best, history)`` of checkpoint ``target``, with a new key."""
     meta = ckpt.read_meta(target)
-    st, _ = ckpt.restore(target, state, extra, rep)
+    st = restore_state(ckpt, target, state, extra, rep, cfg, log)
     hist = _history_at(metrics_path, meta, log)
     rewrite_metrics(hist)
     return st.replace(key=jax.random.fold_in(st.key, salt)), meta["epoch"], meta["best"], hist
@@ -807,9 +812,14 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
         val_txt = f" val_{name}={fmt(val_err)}" if val_err is not None else ""
         speed = speed_text(iters, dt, epochs - epoch, compiled)
+        avg2_txt = ""
+        if "test_err_avg2" in rec:
+          v2 = rec["val_err_avg2"]
+          avg2_txt = ("; second average:" + (f" val {fmt(v2)}" if v2 is not None else "")
+                      + f" test {fmt(rec['test_err_avg2'])}")
         log(f"[{mode}] epoch {epoch}/{epochs} step {int(state.step)} | {speed} | {losses_txt} |"
             f"{val_txt} test_{name}={fmt(rec['test_err'])} "
-            f"(live weights {fmt(rec['test_err_live'])})")
+            f"(live weights {fmt(rec['test_err_live'])}{avg2_txt})")
       # Decide once per epoch, on a snapshot: the handler may set the flag at any moment,
       # and a signal landing after the processes agreed must wait for the next epoch's
       # agreement (measured: otherwise one process stops alone and the others hang).
@@ -870,6 +880,26 @@ def _history_at(metrics_path: str, meta: dict, log) -> list:
   return recs
 
 
+def restore_state(ckpt, epoch: int, template: TrainState, extra: dict, sharding, cfg: Config,
+                  log: Callable[[str], None] = print) -> TrainState:
+  """Checkpoint ``epoch`` restored onto ``template``'s arrays and ``sharding``.
+
+  ``second_avg_rate`` may be turned on or off between a checkpoint and its resume (it
+  changes evaluation only): turned on, the second average starts from the restored
+  first one; turned off, it is dropped.
+  """
+  saved = ckpt.read_meta(epoch).get("config", {}).get("second_avg_rate", 0.0)
+  like = template.d_avg2 if template.d_avg2 is not None else template.d_avg
+  st, _ = ckpt.restore(epoch, template.replace(d_avg2=like if saved else None), extra, sharding)
+  if cfg.second_avg_rate and st.d_avg2 is None:
+    log(f"[resume] checkpoint {epoch} has no second average: it starts from the first "
+        f"(avg_rate={cfg.avg_rate}) and continues at second_avg_rate={cfg.second_avg_rate}")
+    st = st.replace(d_avg2=jax.tree.map(jnp.copy, st.d_avg))  # its own buffers (donation)
+  elif not cfg.second_avg_rate:
+    st = st.replace(d_avg2=None)
+  return st
+
+
 def _evaluate(predict, state, splits, cfg):
   """Validation/test error of the averaged weights (+ the live weights' test error).
 
@@ -879,4 +909,10 @@ def _evaluate(predict, state, splits, cfg):
   test_err = eval_error(predict, state.d_avg, state.d_frozen, splits.x_test, splits.y_test, cfg)
   # The live (non-averaged) weights' error: a diagnostic only, never used for selection.
   live = eval_error(predict, state.d_params, state.d_frozen, splits.x_test, splits.y_test, cfg)
-  return val_err, {"val_err": val_err, "test_err": test_err, "test_err_live": live}
+  rec = {"val_err": val_err, "test_err": test_err, "test_err_live": live}
+  if state.d_avg2 is not None:  # the second average: reported beside, never selected on
+    rec["val_err_avg2"] = eval_error(predict, state.d_avg2, state.d_frozen, splits.x_val,
+                                     splits.y_val, cfg)
+    rec["test_err_avg2"] = eval_error(predict, state.d_avg2, state.d_frozen, splits.x_test,
+                                      splits.y_test, cfg)
+  return val_err, rec

@@ -361,3 +361,41 @@ def test_best_checkpoint_on_ties_is_the_earliest_as_training_selects(uninterrupt
   c.close()
   assert kept == [2, 5], kept
 
+
+
+def _leaves_equal(a, b):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  return len(la) == len(lb) and all(np.array_equal(_np(x), _np(y)) for x, y in zip(la, lb))
+
+
+def test_second_average_is_an_average_and_changes_evaluation_only(uninterrupted):
+  """At rate 1 the second average is the live weights, at avg_rate it is the first
+  average; training (and the first average's numbers) are bit for bit the run without it."""
+  live = run(CFG.replace(second_avg_rate=1.0))
+  same = run(CFG.replace(second_avg_rate=CFG.avg_rate))
+  for out in (live, same):
+    assert_same_state(out["state"].replace(d_avg2=None), uninterrupted["state"])
+    assert [h["test_err"] for h in out["history"]] == [h["test_err"] for h in uninterrupted["history"]]
+  assert _leaves_equal(live["state"].d_avg2, live["state"].d_params)
+  assert [h["test_err_avg2"] for h in live["history"]] == [h["test_err_live"] for h in live["history"]]
+  assert _leaves_equal(same["state"].d_avg2, same["state"].d_avg)
+  assert [h["val_err_avg2"] for h in same["history"]] == [h["val_err"] for h in same["history"]]
+  assert "test_err_avg2" not in uninterrupted["history"][0] and uninterrupted["state"].d_avg2 is None
+  with pytest.raises(SganError, match="second_avg_rate must be in"):
+    CFG.replace(second_avg_rate=-0.1)
+
+
+def test_second_average_can_be_turned_on_and_off_at_a_resume(uninterrupted, tmp_path):
+  """A checkpoint without the second average resumes with it (started from the first
+  average) and one with it resumes without it; training stays exact either way."""
+  lines = []
+  run(CFG.replace(epochs=2), str(tmp_path / "on"))
+  on = run(CFG.replace(second_avg_rate=CFG.avg_rate), str(tmp_path / "on"), lines.append)
+  assert any("has no second average: it starts from the first" in line for line in lines)
+  assert_same_state(on["state"].replace(d_avg2=None), uninterrupted["state"])
+  assert _leaves_equal(on["state"].d_avg2, on["state"].d_avg)  # same rate from the same start
+  assert [h.get("test_err_avg2") for h in on["history"]][2:] == [h["test_err"] for h in on["history"]][2:]
+  run(CFG.replace(epochs=2, second_avg_rate=0.5), str(tmp_path / "off"))
+  off = run(CFG, str(tmp_path / "off"))
+  assert off["state"].d_avg2 is None
+  assert_same_state(off["state"], uninterrupted["state"])

@@ -11,7 +11,8 @@ from tests.helpers import blobs, tiny_config
 
 
 @pytest.mark.parametrize("mode,extra", [("sgan", {}), ("supervised", {}),
-                                        ("sgan", {"balance_weight": 1.0})])
+                                        ("sgan", {"balance_weight": 1.0}),
+                                        ("sgan", {"second_avg_rate": 0.5})])
 def test_replicas_match_sequential_runs(mode, extra):
   cfg = tiny_config(epochs=2, val_size=16, **extra)
   ds = blobs()
@@ -26,6 +27,11 @@ def test_replicas_match_sequential_runs(mode, extra):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     assert together["histories"][r][-1]["test_err"] == pytest.approx(
         alone["history"][-1]["test_err"], abs=1.5 / len(sp.y_test))
+    for k in ("val_err_avg2", "test_err_avg2"):  # the second average is reported alike
+      assert (k in together["histories"][r][-1]) == (k in alone["history"][-1])
+      if k in alone["history"][-1]:
+        assert together["histories"][r][-1][k] == pytest.approx(alone["history"][-1][k],
+                                                                abs=1.5 / len(sp.y_test))
 
 
 def test_replicas_must_share_unlabeled_data():
