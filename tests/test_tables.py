@@ -213,3 +213,25 @@ def test_run_table_cli_merge_arguments_are_checked(tmp_path, capsys):
   assert "--workdir" in capsys.readouterr().err
   assert run_table.main(["mnist_fm_table", "--merge", "two=x", "--workdir", str(tmp_path)]) == 2
   assert "expected N=DIR" in capsys.readouterr().err
+
+
+def test_compare_averages_reads_both_averages_back(tmp_path, capsys):
+  import compare_averages
+  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0, second_avg_rate=1.0)
+  tables.run_table(TABLE, cfg, [0], str(tmp_path / "on"), dataset=blobs(), log=lambda s: None,
+                   labels=[4])
+  run_dir = str(tmp_path / "on" / "labels_4" / "seed_0")
+  recs = [json.loads(l) for l in open(os.path.join(run_dir, "metrics_sgan.jsonl"))]
+  row = compare_averages.compare(run_dir)
+  # rate 1: the second average is the live weights
+  assert row["final_avg2"] == recs[-1]["test_err_live"] and row["second_from"] == 1
+  assert row["final"] == recs[-1]["test_err"] and row["epoch"] == 2
+  assert row["selected"] == tables.selected_within(recs, 2)["test_err"]
+  out = tmp_path / "cmp.md"
+  assert compare_averages.main([run_dir, "--out", str(out)]) == 0
+  assert "second (rate 1)" in out.read_text()
+  # A run without the second average is a clear error, not a KeyError.
+  tables.run_table(TABLE, cfg.replace(second_avg_rate=0.0), [0], str(tmp_path / "off"),
+                   dataset=blobs(), log=lambda s: None, labels=[4])
+  assert compare_averages.main([str(tmp_path / "off" / "labels_4" / "seed_0")]) == 2
+  assert "second_avg_rate" in capsys.readouterr().err
