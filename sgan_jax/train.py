@@ -666,7 +666,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         raise SganError(f"{cdir} was written for different data (fingerprint "
                         f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
                         "labeled subset or validation split). Use another --workdir or --fresh.")
-      state = restore_state(ckpt, latest, state, extra, rep, cfg, log)
+      state = restore_state(ckpt, latest, meta, state, extra, rep, cfg, log)
       epoch, best = meta["epoch"], meta["best"]
       history = _history_at(os.path.join(workdir, f"metrics_{mode}.jsonl"), meta, log)
       t_train, compile_s, timed_iters = meta["t_train"], meta["compile_s"], meta["timed_iters"]
@@ -715,7 +715,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   def rewind(target: int, salt: int):
     """``(state, epoch, best, history)`` of checkpoint ``target``, with a new key."""
     meta = ckpt.read_meta(target)
-    st = restore_state(ckpt, target, state, extra, rep, cfg, log)
+    st = restore_state(ckpt, target, meta, state, extra, rep, cfg, log)
     hist = _history_at(metrics_path, meta, log)
     rewrite_metrics(hist)
     return st.replace(key=jax.random.fold_in(st.key, salt)), meta["epoch"], meta["best"], hist
@@ -880,15 +880,15 @@ def _history_at(metrics_path: str, meta: dict, log) -> list:
   return recs
 
 
-def restore_state(ckpt, epoch: int, template: TrainState, extra: dict, sharding, cfg: Config,
-                  log: Callable[[str], None] = print) -> TrainState:
-  """Checkpoint ``epoch`` restored onto ``template``'s arrays and ``sharding``.
+def restore_state(ckpt, epoch: int, meta: dict, template: TrainState, extra: dict, sharding,
+                  cfg: Config, log: Callable[[str], None] = print) -> TrainState:
+  """Checkpoint ``epoch`` (its ``meta`` already read) onto ``template``'s arrays and ``sharding``.
 
   ``second_avg_rate`` may be turned on or off between a checkpoint and its resume (it
   changes evaluation only): turned on, the second average starts from the restored
   first one; turned off, it is dropped.
   """
-  saved = ckpt.read_meta(epoch).get("config", {}).get("second_avg_rate", 0.0)
+  saved = meta.get("config", {}).get("second_avg_rate", 0.0)
   like = template.d_avg2 if template.d_avg2 is not None else template.d_avg
   st, _ = ckpt.restore(epoch, template.replace(d_avg2=like if saved else None), extra, sharding)
   if cfg.second_avg_rate and st.d_avg2 is None:
