@@ -254,36 +254,49 @@ def aggregate(rows: list[dict]) -> list[dict]:
       errs = [r["test_err"] for r in rows if r["labels"] == n and r["mode"] == mode]
       if errs:
         sel = [r for r in rows if r["labels"] == n and r["mode"] == mode]
+        last = [r["final_test_err"] for r in sel]
         out.append({"labels": n, "mode": mode, "n_seeds": len(errs),
                     "test_err_mean": float(np.mean(errs)), "test_err_std": float(np.std(errs)),
-                    "test_errs": errs, "epochs": sorted({r["epochs"] for r in sel}),
+                    "test_errs": errs,
+                    "final_test_err_mean": float(np.mean(last)),
+                    "final_test_err_std": float(np.std(last)),
+                    "epochs": sorted({r["epochs"] for r in sel}),
                     "num_test": sel[0]["num_test"],
                     "train_s_total": float(sum(r["train_s"] for r in sel))})
   return out
 
 
-def _fmt(c: dict, unit: str) -> str:
+def _fmt(c: dict, unit: str, key: str = "test_err") -> str:
+  mean, std = c[key + "_mean"], c[key + "_std"]
   if unit == "errors":
-    m, s = c["test_err_mean"] * c["num_test"], c["test_err_std"] * c["num_test"]
-    return f"{m:.0f} ± {s:.0f}"
-  return f"{100 * c['test_err_mean']:.2f} ± {100 * c['test_err_std']:.2f}"
+    return f"{mean * c['num_test']:.0f} ± {std * c['num_test']:.0f}"
+  return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def markdown(table: Table, result: dict) -> str:
   cells = result["cells"]
   unit = "test errors (of %d)" % cells[0]["num_test"] if table.unit == "errors" else "test error %"
+  # The last epoch's error (no selection) sits beside the validation-selected one: with a
+  # small validation set the selection can pick an early epoch, and the papers report the
+  # end of training.
+  last = "sgan" in table.modes
   head = f"| labels | " + " | ".join(
       {"sgan": "SGAN (ours)", "supervised": "supervised-only (ours)"}[m] for m in table.modes)
+  if last:
+    head += " | SGAN (ours), last epoch"
   lines = [f"**{result['title']}**: {unit}, mean ± std over seeds {result['seeds']}; "
-           f"model selected on validation, reported on test.", "",
-           head + " | published | seeds | epochs |",
-           "|---" * (len(table.modes) + 4) + "|"]
+           f"model selected on validation, reported on test"
+           + ("; 'last epoch' is the final epoch's test error, unselected." if last else "."),
+           "", head + " | published | seeds | epochs |",
+           "|---" * (len(table.modes) + 4 + last) + "|"]
   for n in result["labels"]:
     mine = {c["mode"]: c for c in cells if c["labels"] == n}
     if not mine:
       continue
     ep = sorted({e for c in mine.values() for e in c["epochs"]})
     vals = [(_fmt(mine[m], table.unit) if m in mine else "-") for m in table.modes]
+    if last:
+      vals.append(_fmt(mine["sgan"], table.unit, "final_test_err") if "sgan" in mine else "-")
     lines.append(f"| {n} | " + " | ".join(vals) + f" | {table.published.get(n, '-')} | "
                  f"{max(c['n_seeds'] for c in mine.values())} | {'/'.join(map(str, ep))} |")
   lines += ["", f"Published column: {result['source']}."]

@@ -141,8 +141,15 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   assert len(recs) == 3
   row = next(r for r in res["rows"] if r["labels"] == 8 and r["mode"] == "sgan")
   assert row["test_err"] == tables.selected_within(recs, 2)["test_err"] and row["epochs"] == 2
+  assert row["final_test_err"] == next(r for r in recs if r["epoch"] == 2)["test_err"]
   md = (tmp_path / "budget_2" / "table.md").read_text()
   assert "2-epoch budget" in md and "| 4 |" in md and "| 8 |" in md
+  # The unselected last epoch in its own column, from the same rows.
+  assert "SGAN (ours), last epoch" in md
+  cell8 = next(c for c in res["cells"] if c["labels"] == 8 and c["mode"] == "sgan")
+  assert cell8["final_test_err_mean"] == row["final_test_err"]
+  line8 = md.split("| 8 |")[1].splitlines()[0]
+  assert line8.split("|")[2].strip() == tables._fmt(cell8, TABLE.unit, "final_test_err")
   assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
   # A budget no run reached is an error; a run short of it is skipped by name.
   with pytest.raises(SganError, match="reached epoch 4"):
