@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from sgan_jax.errors import SganError
 from sgan_jax.tables import selected_within
 
 
-def compare(run_dir: str, mode: str = "sgan") -> dict:
+def compare(run_dir: str, mode: str = "sgan", budget: Optional[int] = None) -> dict:
+  """One run's row; with ``budget``, as the run stood after that many epochs (a run still
+  training, or continued past the table's budget, is read only up to it)."""
   path = os.path.join(run_dir, f"metrics_{mode}.jsonl")
   try:
     with open(path) as f:
@@ -30,6 +33,11 @@ def compare(run_dir: str, mode: str = "sgan") -> dict:
       cfg = json.load(f)
   except OSError as e:
     raise SganError(f"{run_dir}: not a finished run folder ({e}).") from None
+  if budget is not None:
+    if not any(r["epoch"] == budget for r in recs):
+      raise SganError(f"{path} has no evaluation at epoch {budget} (it reached epoch "
+                      f"{recs[-1]['epoch'] if recs else 0}); pick a budget every run reached.")
+    recs = [r for r in recs if r["epoch"] <= budget]
   second = [{"epoch": r["epoch"], "val_err": r["val_err_avg2"], "test_err": r["test_err_avg2"]}
             for r in recs if r.get("val_err_avg2") is not None]
   if not second:
@@ -79,9 +87,11 @@ def main(argv=None) -> int:
   p.add_argument("--mode", default="sgan")
   p.add_argument("--num_test", type=int, default=10000, help="test-set size (errors are counted)")
   p.add_argument("--out", default=None, help="also write the markdown here")
+  p.add_argument("--budget", type=int, default=None,
+                 help="read every run as it stood after this many epochs (default: its last)")
   a = p.parse_args(argv)
   try:
-    md = markdown([compare(r, a.mode) for r in a.runs], a.num_test)
+    md = markdown([compare(r, a.mode, a.budget) for r in a.runs], a.num_test)
   except SganError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -237,6 +237,12 @@ def test_compare_averages_reads_both_averages_back(tmp_path, capsys):
   out = tmp_path / "cmp.md"
   assert compare_averages.main([run_dir, "--out", str(out)]) == 0
   assert "second (rate 1)" in out.read_text()
+  # At a budget the run is read as it stood then; a budget it never reached is an error.
+  at1 = compare_averages.compare(run_dir, budget=1)
+  assert at1["epoch"] == 1 and at1["final"] == recs[0]["test_err"]
+  assert at1["selected"] == tables.selected_within(recs, 1)["test_err"]
+  assert compare_averages.main([run_dir, "--budget", "3"]) == 2
+  assert "no evaluation at epoch 3" in capsys.readouterr().err
   # A run without the second average is a clear error, not a KeyError.
   tables.run_table(TABLE, cfg.replace(second_avg_rate=0.0), [0], str(tmp_path / "off"),
                    dataset=blobs(), log=lambda s: None, labels=[4])
