@@ -248,13 +248,13 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
-  """Mean/std of the test error per (labels, mode)."""
+  """Mean/std per (labels, mode) of the selected and of the last-epoch test error."""
   out = []
   for n in sorted({r["labels"] for r in rows}):
     for mode in sorted({r["mode"] for r in rows}):
-      errs = [r["test_err"] for r in rows if r["labels"] == n and r["mode"] == mode]
-      if errs:
-        sel = [r for r in rows if r["labels"] == n and r["mode"] == mode]
+      sel = [r for r in rows if r["labels"] == n and r["mode"] == mode]
+      if sel:
+        errs = [r["test_err"] for r in sel]
         last = [r["final_test_err"] for r in sel]
         out.append({"labels": n, "mode": mode, "n_seeds": len(errs),
                     "test_err_mean": float(np.mean(errs)), "test_err_std": float(np.std(errs)),
