@@ -28,8 +28,9 @@ class Config:
   dataset: str = "digits"              # digits | mnist | cifar10 | svhn_cropped | path/to/file.npz
   data_dir: Optional[str] = None       # TFDS data_dir
   pixel_range: str = "0,1"             # "0,1" (sigmoid G), "-1,1" (tanh G), "none" (linear G, tabular)
-  labels_per_class: Optional[int] = 10 # exactly one of labels_per_class / label_rate
+  labels_per_class: Optional[int] = 10 # exactly one of labels_per_class / label_rate / num_labeled
   label_rate: Optional[float] = None   # fraction of the training split, stratified
+  num_labeled: Optional[int] = None    # total labels, balanced (n % K classes get one more)
   val_size: int = 0                    # examples held out of the training split for selection
   data_seed: int = 1                   # chooses validation split and labeled subset
   seed: int = 0                        # parameters, noise and batch order
@@ -171,14 +172,17 @@ def _check_values(cfg: Config) -> None:
     v = getattr(cfg, name)
     if isinstance(v, float) and not math.isfinite(v):
       raise SganError(f"Config key {name!r} must be a finite number, got {v!r}.")
-  if (cfg.labels_per_class is None) == (cfg.label_rate is None):
-    raise SganError("Set exactly one of 'labels_per_class' and 'label_rate' (set the other "
-                    f"to None); got labels_per_class={cfg.labels_per_class!r}, "
-                    f"label_rate={cfg.label_rate!r}.")
+  given = [n for n in ("labels_per_class", "label_rate", "num_labeled")
+           if getattr(cfg, n) is not None]
+  if len(given) != 1:
+    raise SganError("Set exactly one of 'labels_per_class', 'label_rate' and 'num_labeled' "
+                    "(set the others to None, e.g. --set labels_per_class=null); got "
+                    f"labels_per_class={cfg.labels_per_class!r}, label_rate={cfg.label_rate!r}, "
+                    f"num_labeled={cfg.num_labeled!r}.")
   if cfg.label_rate is not None and not 0.0 < cfg.label_rate <= 1.0:
     raise SganError(f"label_rate must be in (0, 1] (a fraction of the training split), "
                     f"got {cfg.label_rate!r}.")
-  _positive(cfg, "labels_per_class", "batch_size", "lr", "epochs", "iters_per_epoch",
+  _positive(cfg, "labels_per_class", "num_labeled", "batch_size", "lr", "epochs", "iters_per_epoch",
             "latent_dim", "init_examples", "eval_every", "d_width", "g_width",
             "baseline_epochs", "checkpoint_every", "keep_checkpoints")
   if cfg.num_devices < 0:

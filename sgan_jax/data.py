@@ -220,17 +220,30 @@ def load(dataset: str, *, data_dir: Optional[str] = None, pixel_range: str = "0,
 
 # --------------------------------------------------------------------------- subsets
 def select_labeled(y: np.ndarray, num_classes: int, *, per_class: Optional[int] = None,
-                   rate: Optional[float] = None, seed: int = 0) -> np.ndarray:
+                   rate: Optional[float] = None, total: Optional[int] = None,
+                   seed: int = 0) -> np.ndarray:
   """Indices of a fixed, class-balanced labeled subset (sorted), reproducible from ``seed``.
 
   With ``per_class=c``: the first ``c`` examples of each class in a seeded permutation
   (the reference's selection). With ``rate=r``: each class contributes
   ``max(1, round(r * n_class))`` examples (stratified), so ``r = 1`` selects everything.
+  With ``total=n``: as balanced as ``n`` allows -- every class gets ``n // K`` and
+  ``n % K`` classes, drawn from ``seed``, get one more (Odena's 25 labels over 10 digits:
+  five classes with 3, five with 2). When ``K`` divides ``n`` it is ``per_class=n // K``,
+  index for index.
   """
-  if (per_class is None) == (rate is None):
-    raise SganError("Give exactly one of per_class and rate for the labeled subset.")
+  if sum(a is not None for a in (per_class, rate, total)) != 1:
+    raise SganError("Give exactly one of per_class, rate and total for the labeled subset.")
   counts = np.bincount(y, minlength=num_classes)
-  if rate is not None:
+  if total is not None:
+    if total < num_classes:
+      raise SganError(f"num_labeled={total} is fewer than the {num_classes} classes; a "
+                      f"class-balanced subset needs at least one label per class.")
+    want = np.full(num_classes, total // num_classes)
+    # A separate stream: the example permutation below stays that of per_class.
+    extra = np.random.RandomState(seed + 104729).permutation(num_classes)[: total % num_classes]
+    want[extra] += 1
+  elif rate is not None:
     if not 0.0 < rate <= 1.0:
       raise SganError(f"label_rate must be in (0, 1], got {rate}.")
     want = np.maximum(1, np.round(rate * counts)).astype(int)
@@ -245,7 +258,7 @@ def select_labeled(y: np.ndarray, num_classes: int, *, per_class: Optional[int] 
     k, have, need = short[0]
     raise SganError(f"Class {k} has {have} training examples but {need} labeled ones were "
                     f"requested ({len(short)} class(es) short); lower labels_per_class / "
-                    "label_rate or enlarge the training split.")
+                    "label_rate / num_labeled or enlarge the training split.")
   perm = np.random.RandomState(seed).permutation(len(y))
   chosen = []
   for k in range(num_classes):
@@ -274,12 +287,12 @@ def split_validation(y: np.ndarray, val_size: int, num_classes: int, seed: int) 
 
 
 def make_splits(ds: Dataset, *, labels_per_class: Optional[int], label_rate: Optional[float],
-                val_size: int, data_seed: int) -> Splits:
+                val_size: int, data_seed: int, num_labeled: Optional[int] = None) -> Splits:
   """Validation hold-out first, then the labeled subset from what remains."""
   val_idx = split_validation(ds.y_train, val_size, ds.num_classes, data_seed)
   keep = np.setdiff1d(np.arange(len(ds.y_train)), val_idx)
   sub = select_labeled(ds.y_train[keep], ds.num_classes, per_class=labels_per_class,
-                       rate=label_rate, seed=data_seed)
+                       rate=label_rate, total=num_labeled, seed=data_seed)
   lab_idx = keep[sub]
   return Splits(
       x_unl=ds.x_train[keep], x_lab=ds.x_train[lab_idx], y_lab=ds.y_train[lab_idx],

@@ -59,7 +59,7 @@ def _check_compatible(splits_list: Sequence[data_lib.Splits]) -> None:
                       "validation seed) and vary only the labeled subset.")
     if s.x_lab.shape != s0.x_lab.shape:
       raise SganError(f"Replicas need labeled subsets of one size; got {len(s0.x_lab)} and "
-                      f"{len(s.x_lab)}. Use labels_per_class, or a label_rate giving equal counts.")
+                      f"{len(s.x_lab)}. Use labels_per_class or num_labeled, or a label_rate giving equal counts.")
     if not (np.array_equal(s.x_test, s0.x_test) and np.array_equal(s.x_val, s0.x_val)):
       raise SganError("Replicas must share the validation and test sets.")
 
@@ -72,7 +72,7 @@ def make_splits_for_seeds(ds: data_lib.Dataset, cfg: Config,
   out = []
   for seed in seeds:
     sub = data_lib.select_labeled(ds.y_train[keep], ds.num_classes, per_class=cfg.labels_per_class,
-                                  rate=cfg.label_rate, seed=seed)
+                                  rate=cfg.label_rate, total=cfg.num_labeled, seed=seed)
     lab = keep[sub]
     out.append(data_lib.Splits(
         x_unl=ds.x_train[keep], x_lab=ds.x_train[lab], y_lab=ds.y_train[lab], lab_idx=lab,

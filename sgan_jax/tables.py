@@ -47,11 +47,14 @@ class Table:
 
 def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
                 epochs: Optional[int]) -> Config:
+  """The config of one (label count, seed) cell: ``n_labels // K`` per class when ``K``
+  divides ``n_labels`` (the reference's rule), else ``num_labeled=n_labels`` (as balanced
+  as the count allows); the seed chooses the parameters and the labeled subset."""
   if n_labels % num_classes:
-    raise SganError(f"{n_labels} labels do not split evenly over {num_classes} classes; use a "
-                    f"multiple of {num_classes}.")
-  kw = dict(labels_per_class=n_labels // num_classes, label_rate=None, seed=seed, data_seed=seed,
-            name=f"{base.name}_l{n_labels}")
+    kw = dict(labels_per_class=None, num_labeled=n_labels)
+  else:
+    kw = dict(labels_per_class=n_labels // num_classes, num_labeled=None)
+  kw.update(label_rate=None, seed=seed, data_seed=seed, name=f"{base.name}_l{n_labels}")
   if epochs:
     kw["epochs"] = epochs
     if base.baseline_epochs:

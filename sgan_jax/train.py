@@ -491,7 +491,8 @@ def epoch_indices(seed: int, epoch: int, n_lab: int, n_unl: int, iters: int,
 def _graph_config(cfg: Config) -> Config:
   """The config with fields that do not change the compiled program zeroed out."""
   return cfg.replace(name="", seed=0, data_seed=0, dataset="", data_dir=None, val_size=0,
-                     labels_per_class=1, label_rate=None, eval_every=1, baseline=True)
+                     labels_per_class=1, label_rate=None, num_labeled=None, eval_every=1,
+                     baseline=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,6 +24,8 @@ def test_unknown_key_suggests_closest():
     (dict(label_rate=1.5, labels_per_class=None), r"\(0, 1\]"),
     (dict(label_rate=0.1), "exactly one"),
     (dict(labels_per_class=None), "exactly one"),
+    (dict(num_labeled=25), "exactly one"),
+    (dict(num_labeled=0, labels_per_class=None), "'num_labeled' must be > 0"),
     (dict(model="resnet"), "'model' must be one of"),
     (dict(batch_size=0), "'batch_size' must be > 0"),
     (dict(b1=1.0), r"\[0, 1\)"),

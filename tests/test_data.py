@@ -41,7 +41,28 @@ def test_select_labeled_rate_is_stratified_and_full_rate_takes_all():
   np.testing.assert_array_equal(data.select_labeled(y, 4, rate=1.0, seed=0), np.arange(200))
 
 
+def test_select_labeled_total_is_as_balanced_as_the_count_allows():
+  _, y = synthetic(n=400, k=10)
+  idx = data.select_labeled(y, 10, total=25, seed=1)
+  counts = np.bincount(y[idx], minlength=10)
+  assert len(idx) == len(np.unique(idx)) == 25
+  assert sorted(counts.tolist()) == [2] * 5 + [3] * 5
+  np.testing.assert_array_equal(idx, data.select_labeled(y, 10, total=25, seed=1))
+  # Another seed draws other examples and, here, other classes for the extra label.
+  other = data.select_labeled(y, 10, total=25, seed=2)
+  assert not np.array_equal(np.bincount(y[other], minlength=10), counts)
+  # Each class's labels are the per_class rule's first ones: a total that K divides is
+  # per_class, index for index.
+  np.testing.assert_array_equal(data.select_labeled(y, 10, total=30, seed=1),
+                                data.select_labeled(y, 10, per_class=3, seed=1))
+  two = data.select_labeled(y, 10, per_class=2, seed=1)
+  assert set(two) <= set(idx)
+
+
 @pytest.mark.parametrize("kw,match", [
+    (dict(total=3), "fewer than the 4 classes"),
+    (dict(total=205), "Class .* has 50 training examples"),
+    (dict(per_class=2, total=8), "exactly one"),
     (dict(per_class=51), "Class 0 has 50 training examples"),
     (dict(rate=0.0), r"\(0, 1\]"),
     (dict(rate=1.5), r"\(0, 1\]"),

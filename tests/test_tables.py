@@ -50,9 +50,22 @@ def test_table_runs_cells_resumes_and_writes_outputs(tmp_path):
   assert {r["epochs"] for r in more["rows"]} == {2}
 
 
-def test_uneven_label_count_is_refused():
-  with pytest.raises(SganError, match="do not split evenly"):
-    tables.cell_config(tiny_config(), 25, 10, 0, None)
+def test_cell_config_uses_per_class_when_it_can_and_a_total_otherwise():
+  even = tables.cell_config(tiny_config(), 20, 10, 3, None)
+  assert (even.labels_per_class, even.num_labeled, even.data_seed) == (2, None, 3)
+  odd = tables.cell_config(tiny_config(), 25, 10, 3, 7)
+  assert (odd.labels_per_class, odd.label_rate, odd.num_labeled, odd.epochs) == (None, None, 25, 7)
+
+
+def test_uneven_label_count_runs_a_balanced_cell(tmp_path):
+  table = tables.Table(name="t5", title="tiny", labels=(5,), published={}, source="nowhere",
+                       modes=("sgan",))
+  res = tables.run_table(table, tiny_config(epochs=1, val_size=16), [0], str(tmp_path),
+                         dataset=blobs(), log=lambda s: None)
+  idx = np.load(tmp_path / "labels_5" / "seed_0" / "labeled_indices.npy")
+  y = blobs().y_train[idx]
+  assert len(idx) == 5 and sorted(np.bincount(y, minlength=4).tolist()) == [1, 1, 1, 2]
+  assert res["rows"][0]["labels"] == 5
 
 
 # Both configs take the same path (32x32 conv pair, tfds source); CIFAR-10's run is the
