@@ -41,3 +41,19 @@ def test_replicas_must_share_unlabeled_data():
   b = seeds_lib.make_splits_for_seeds(ds, cfg.replace(data_seed=9), [1])[0]
   with pytest.raises(SganError, match="share the unlabeled set"):
     seeds_lib.train_seeds(cfg, [a, b], [0, 1], log=lambda s: None)
+
+
+def test_num_labeled_gives_every_replica_one_size_and_its_own_classes():
+  # 5 labels over 4 classes: each seed's subset is 5 long (so replicas stack), the seed
+  # picks which class gets the extra label, and make_splits draws the same subset (for the
+  # seed that also chose the shared validation split).
+  from sgan_jax import data as data_lib
+  cfg = tiny_config(labels_per_class=None, num_labeled=5, val_size=16)
+  ds = blobs()
+  splits = seeds_lib.make_splits_for_seeds(ds, cfg, [0, 1, 2, 3])
+  assert {len(s.y_lab) for s in splits} == {5}
+  extra = {int(np.argmax(np.bincount(s.y_lab, minlength=4))) for s in splits}
+  assert len(extra) > 1
+  one = data_lib.make_splits(ds, labels_per_class=None, label_rate=None, num_labeled=5,
+                             val_size=16, data_seed=cfg.data_seed)
+  np.testing.assert_array_equal(one.lab_idx, splits[cfg.data_seed].lab_idx)
