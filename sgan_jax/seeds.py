@@ -59,7 +59,8 @@ def _check_compatible(splits_list: Sequence[data_lib.Splits]) -> None:
                       "validation seed) and vary only the labeled subset.")
     if s.x_lab.shape != s0.x_lab.shape:
       raise SganError(f"Replicas need labeled subsets of one size; got {len(s0.x_lab)} and "
-                      f"{len(s.x_lab)}. Use labels_per_class or num_labeled, or a label_rate giving equal counts.")
+                      f"{len(s.x_lab)}. Use labels_per_class or num_labeled, or a label_rate "
+                      "giving equal counts.")
     if not (np.array_equal(s.x_test, s0.x_test) and np.array_equal(s.x_val, s0.x_val)):
       raise SganError("Replicas must share the validation and test sets.")
 
