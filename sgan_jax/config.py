@@ -92,6 +92,11 @@ class Config:
   def replace(self, **kw) -> "Config":
     return from_dict({**self.to_dict(), **kw})
 
+  def label_selection(self) -> dict:
+    """The labeled-subset selector as ``data.make_splits`` keywords (exactly one is set)."""
+    return dict(labels_per_class=self.labels_per_class, label_rate=self.label_rate,
+                num_labeled=self.num_labeled)
+
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
 

@@ -287,12 +287,16 @@ def split_validation(y: np.ndarray, val_size: int, num_classes: int, seed: int) 
 
 
 def make_splits(ds: Dataset, *, labels_per_class: Optional[int], label_rate: Optional[float],
-                val_size: int, data_seed: int, num_labeled: Optional[int] = None) -> Splits:
-  """Validation hold-out first, then the labeled subset from what remains."""
+                val_size: int, data_seed: int, num_labeled: Optional[int] = None,
+                label_seed: Optional[int] = None) -> Splits:
+  """Validation hold-out first (from ``data_seed``), then the labeled subset from what
+  remains (from ``label_seed``, default ``data_seed``: seeds trained side by side share
+  one hold-out and differ only in their labels)."""
   val_idx = split_validation(ds.y_train, val_size, ds.num_classes, data_seed)
   keep = np.setdiff1d(np.arange(len(ds.y_train)), val_idx)
   sub = select_labeled(ds.y_train[keep], ds.num_classes, per_class=labels_per_class,
-                       rate=label_rate, total=num_labeled, seed=data_seed)
+                       rate=label_rate, total=num_labeled,
+                       seed=data_seed if label_seed is None else label_seed)
   lab_idx = keep[sub]
   return Splits(
       x_unl=ds.x_train[keep], x_lab=ds.x_train[lab_idx], y_lab=ds.y_train[lab_idx],

@@ -60,9 +60,8 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
   """
   t0 = time.time()
   ds = dataset if dataset is not None else load_data(cfg)
-  splits = data_lib.make_splits(ds, labels_per_class=cfg.labels_per_class,
-                                label_rate=cfg.label_rate, num_labeled=cfg.num_labeled,
-                                val_size=cfg.val_size, data_seed=cfg.data_seed)
+  splits = data_lib.make_splits(ds, **cfg.label_selection(), val_size=cfg.val_size,
+                                data_seed=cfg.data_seed)
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     _write_json(os.path.join(workdir, "config.json"), cfg.to_dict())

@@ -68,18 +68,8 @@ def _check_compatible(splits_list: Sequence[data_lib.Splits]) -> None:
 def make_splits_for_seeds(ds: data_lib.Dataset, cfg: Config,
                           seeds: Sequence[int]) -> list[data_lib.Splits]:
   """One validation split (from ``cfg.data_seed``), a labeled subset per seed."""
-  val_idx = data_lib.split_validation(ds.y_train, cfg.val_size, ds.num_classes, cfg.data_seed)
-  keep = np.setdiff1d(np.arange(len(ds.y_train)), val_idx)
-  out = []
-  for seed in seeds:
-    sub = data_lib.select_labeled(ds.y_train[keep], ds.num_classes, per_class=cfg.labels_per_class,
-                                  rate=cfg.label_rate, total=cfg.num_labeled, seed=seed)
-    lab = keep[sub]
-    out.append(data_lib.Splits(
-        x_unl=ds.x_train[keep], x_lab=ds.x_train[lab], y_lab=ds.y_train[lab], lab_idx=lab,
-        val_idx=val_idx, x_val=ds.x_train[val_idx], y_val=ds.y_train[val_idx],
-        x_test=ds.x_test, y_test=ds.y_test, num_classes=ds.num_classes))
-  return out
+  return [data_lib.make_splits(ds, **cfg.label_selection(), val_size=cfg.val_size,
+                               data_seed=cfg.data_seed, label_seed=seed) for seed in seeds]
 
 
 def train_seeds(cfg: Config, splits_list: Sequence[data_lib.Splits], seeds: Sequence[int],

@@ -28,9 +28,8 @@ def blobs(n=160, k=4, side=8, channels=1, seed=0, n_test=40):
 
 def splits_for(cfg: Config, ds=None) -> data.Splits:
   """The splits a run of ``cfg`` trains on (``ds`` defaults to :func:`blobs`)."""
-  return data.make_splits(blobs() if ds is None else ds, labels_per_class=cfg.labels_per_class,
-                          label_rate=cfg.label_rate, val_size=cfg.val_size,
-                          data_seed=cfg.data_seed)
+  return data.make_splits(blobs() if ds is None else ds, **cfg.label_selection(),
+                          val_size=cfg.val_size, data_seed=cfg.data_seed)
 
 
 def tiny_config(**kw) -> Config:

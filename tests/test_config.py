@@ -12,6 +12,16 @@ def test_defaults_are_valid_and_roundtrip():
   assert c.replace(epochs=3).epochs == 3
 
 
+@pytest.mark.parametrize("kw", [{}, {"labels_per_class": None, "label_rate": 0.1},
+                                {"labels_per_class": None, "num_labeled": 25}])
+def test_label_selection_is_the_one_selector_as_make_splits_keywords(kw):
+  sel = Config(**kw).label_selection()
+  assert set(sel) == {"labels_per_class", "label_rate", "num_labeled"}
+  chosen = [k for k, v in kw.items() if v is not None] or ["labels_per_class"]
+  assert [k for k, v in sel.items() if v is not None] == chosen
+  assert all(sel[k] == v for k, v in kw.items())
+
+
 def test_unknown_key_suggests_closest():
   with pytest.raises(SganError, match="Unknown config key 'epoch'.*Did you mean 'epochs'"):
     from_dict({"epoch": 3})

@@ -95,6 +95,21 @@ def test_make_splits_unlabeled_is_train_minus_val_and_carries_no_labels():
   assert not any(f.startswith("y_unl") for f in s.__dataclass_fields__)
 
 
+def test_make_splits_label_seed_moves_only_the_labeled_subset():
+  x, y = synthetic()
+  ds = data.from_arrays(x, y, x[:10], y[:10])
+  kw = dict(labels_per_class=3, label_rate=None, val_size=40)
+  base = data.make_splits(ds, **kw, data_seed=0)
+  assert np.array_equal(data.make_splits(ds, **kw, data_seed=0, label_seed=0).lab_idx, base.lab_idx)
+  other = data.make_splits(ds, **kw, data_seed=0, label_seed=5)
+  np.testing.assert_array_equal(other.val_idx, base.val_idx)   # hold-out from data_seed
+  np.testing.assert_array_equal(other.x_unl, base.x_unl)
+  assert not np.array_equal(other.lab_idx, base.lab_idx)
+  keep = np.setdiff1d(np.arange(200), base.val_idx)          # label_seed's draw from the rest
+  np.testing.assert_array_equal(other.lab_idx,
+                                keep[data.select_labeled(y[keep], 4, per_class=3, seed=5)])
+
+
 def test_from_arrays_scales_uint8_and_adds_channel():
   x, y = synthetic()
   ds = data.from_arrays(x, y, x, y)
