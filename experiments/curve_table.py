@@ -8,6 +8,9 @@ import argparse
 import json
 import sys
 
+from sgan_jax.config import parse_int_list
+from sgan_jax.errors import SganError
+
 
 def load(path):
   with open(path) as f:
@@ -19,9 +22,13 @@ def main(argv=None):
   p.add_argument("files", nargs="+")
   p.add_argument("--epochs", default=None, help="comma-separated epochs (default: all)")
   a = p.parse_args(argv)
-  runs = [(f, load(f)) for f in a.files]
-  epochs = ([int(e) for e in a.epochs.split(",")] if a.epochs else
-            sorted(set().union(*[set(r) for _, r in runs])))
+  try:
+    runs = [(f, load(f)) for f in a.files]
+    epochs = (parse_int_list(a.epochs, "--epochs") if a.epochs else
+              sorted(set().union(*[set(r) for _, r in runs])))
+  except (OSError, ValueError, KeyError, SganError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   head = "| epoch | " + " | ".join(f"{next(iter(r.values()))['mode']} test error (avg weights) | "
                                     f"wall h" for _, r in runs) + " |"
   print(head)

@@ -10,7 +10,7 @@ import importlib.util
 import os
 import sys
 
-from sgan_jax.config import Config, from_dict, parse_override
+from sgan_jax.config import Config, from_dict, parse_int_list, parse_override
 from sgan_jax.errors import SganError
 from sgan_jax.experiment import format_report, run_seeds
 from sgan_jax.train import Preempted
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config)
     overrides = dict(parse_override(s) for s in args.set)
     cfg = from_dict({**cfg.to_dict(), **overrides})
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [cfg.seed]
+    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else [cfg.seed]
     modes = args.modes.split(",") if args.modes else None
     if modes and not set(modes) <= {"sgan", "supervised"}:
       raise SganError(f"--modes takes sgan and/or supervised, got {args.modes!r}.")

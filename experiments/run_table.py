@@ -24,7 +24,7 @@ import os
 import re
 import sys
 
-from sgan_jax.config import from_dict, parse_override
+from sgan_jax.config import from_dict, parse_int_list, parse_override
 from sgan_jax.errors import SganError
 from sgan_jax.tables import merge_results, report_at_budget, run_table
 from sgan_jax.train import Preempted
@@ -65,8 +65,11 @@ def main(argv=None) -> int:
   try:
     table, cfg = load_table(a.table)
     cfg = from_dict({**cfg.to_dict(), **dict(parse_override(s) for s in a.set)})
-    seeds = [int(s) for s in a.seeds.split(",")]
-    labels = [int(n) for n in a.labels.split(",")] if a.labels else None
+    seeds = parse_int_list(a.seeds, "--seeds")
+    labels = parse_int_list(a.labels, "--labels", minimum=1) if a.labels else None
+    for flag, value in (("--epochs", a.epochs), ("--report_budget", a.report_budget)):
+      if value is not None and value < 1:
+        raise SganError(f"{flag} must be at least 1 epoch, got {value}.")
     root = a.workdir or os.path.join("runs", "tables", table.name)
     if a.merge:
       if not a.workdir:
@@ -78,7 +81,7 @@ def main(argv=None) -> int:
           raise SganError(f"--merge {m!r}: expected N=DIR, e.g. 200=results/tables/mnist_fm_200labels_300ep.")
         parts.append((int(n), d))
       merge_results(table, parts, root)
-    elif a.report_budget:
+    elif a.report_budget is not None:
       report_at_budget(table, root, seeds, a.report_budget, labels=labels)
       root = os.path.join(root, f"budget_{a.report_budget}")
     else:

@@ -190,6 +190,9 @@ def _check_values(cfg: Config) -> None:
   _positive(cfg, "labels_per_class", "num_labeled", "batch_size", "lr", "epochs", "iters_per_epoch",
             "latent_dim", "init_examples", "eval_every", "d_width", "g_width",
             "baseline_epochs", "checkpoint_every", "keep_checkpoints")
+  for n in ("seed", "data_seed"):  # numpy's RandomState takes 32-bit seeds (offsets added)
+    if not 0 <= getattr(cfg, n) < 2**31:
+      raise SganError(f"Config key {n!r} must be in [0, 2**31), got {getattr(cfg, n)}.")
   if cfg.num_devices < 0:
     raise SganError(f"num_devices must be >= 0 (0 = all devices), got {cfg.num_devices}.")
   if cfg.val_size < 0:
@@ -263,3 +266,21 @@ def parse_override(text: str) -> tuple[str, Any]:
   elif raw in ("false", "False"):
     value = False
   return key, _coerce_tuple(key, value)
+
+
+def parse_int_list(text: str, what: str, minimum: int = 0) -> list[int]:
+  """Parses a command line's ``"1,2,3"`` (seeds, label counts) into distinct integers
+  ``>= minimum``.
+
+  A repeated value would run (or count) one cell twice and shrink the reported spread, so
+  it is an error like a non-integer.
+  """
+  try:
+    values = [int(v) for v in text.split(",")]
+  except ValueError:
+    raise SganError(f"{what} must be comma-separated integers such as 1,2,3; got {text!r}.") from None
+  if any(v < minimum for v in values):
+    raise SganError(f"{what} must be >= {minimum}; got {text!r}.")
+  if len(set(values)) != len(values):
+    raise SganError(f"{what} lists a value twice ({text!r}); give each once.")
+  return values

@@ -2,7 +2,8 @@
 
 ``train_and_evaluate(cfg, workdir)`` is the importable entry point (flax-examples
 style); ``experiments/main.py`` is a thin command line over it. Each seed writes to
-``workdir/seed_<s>/``: ``config.json``, ``labeled_indices.npy`` (indices into the
+``workdir/seed_<s>/``: ``config.json``, ``data.json`` (split sizes and the selection rule,
+written at the start), ``labeled_indices.npy`` (indices into the
 training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``, ``checkpoints_<mode>/``
 (orbax; a rerun resumes from them), ``classifier_<mode>.msgpack`` (averaged
 discriminator), ``generator.msgpack`` + ``model.json`` (see :mod:`sgan_jax.generate`),
@@ -62,9 +63,16 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
   ds = dataset if dataset is not None else load_data(cfg)
   splits = data_lib.make_splits(ds, **cfg.label_selection(), val_size=cfg.val_size,
                                 data_seed=cfg.data_seed)
+  summary = {"config": cfg.name, "dataset": ds.name, "seed": cfg.seed, "data_seed": cfg.data_seed,
+             "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
+             "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
+             "selection": "best validation epoch" if len(splits.y_val) else
+                          "final model (no validation split)"}
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     _write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+    # The split sizes at the start, so an unfinished run can be read back (tables).
+    _write_json(os.path.join(workdir, "data.json"), summary)
     if _primary():
       np.save(os.path.join(workdir, "labeled_indices.npy"), splits.lab_idx)
       np.save(os.path.join(workdir, "val_indices.npy"), splits.val_idx)
@@ -72,11 +80,6 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
       f"{len(splits.y_lab)} labeled ({np.bincount(splits.y_lab, minlength=ds.num_classes).tolist()}"
       f" per class), {len(splits.y_val)} validation, {len(splits.y_test)} test; "
       f"seed={cfg.seed} data_seed={cfg.data_seed}")
-  summary = {"config": cfg.name, "dataset": ds.name, "seed": cfg.seed, "data_seed": cfg.data_seed,
-             "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
-             "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
-             "selection": "best validation epoch" if len(splits.y_val) else
-                          "final model (no validation split)"}
   if modes is None:
     modes = ["sgan"] + (["supervised"] if cfg.baseline else [])
   for mode in modes:

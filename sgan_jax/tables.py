@@ -141,6 +141,30 @@ def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
   return best
 
 
+def _num_test(run_dir: str) -> Optional[int]:
+  """The test-set size a run recorded: ``data.json`` (written when it starts) or, for runs
+  from before that file, ``summary.json`` (written when it finishes); None if neither."""
+  for name in ("data.json", "summary.json"):
+    path = os.path.join(run_dir, name)
+    if os.path.exists(path):
+      with open(path) as f:
+        n = json.load(f).get("num_test")
+      if n is not None:
+        return int(n)
+  return None
+
+
+def _check_one_test_set(rows: Sequence[dict]) -> None:
+  unknown = sorted({(r["labels"], r["seed"]) for r in rows if r["num_test"] is None})
+  if unknown:
+    raise SganError(f"The runs for (labels, seed) {unknown} record no test-set size (neither "
+                    "data.json nor summary.json); rerun their table command once to resume "
+                    "them, which writes data.json.")
+  if len({r["num_test"] for r in rows}) > 1:
+    raise SganError("The cells were tested on test sets of different sizes "
+                    f"({sorted({r['num_test'] for r in rows})}); they do not belong in one table.")
+
+
 def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
                      labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
                      out: Optional[str] = None) -> dict:
@@ -153,19 +177,17 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
   named in the log. Writes the table files into ``out`` (default ``<root>/budget_<N>``).
   """
   labels = tuple(labels or table.labels)
-  rows, num_test = [], None
+  rows = []
   for n in labels:
     for s in seeds:
       wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
       try:
         with open(os.path.join(wd, "config.json")) as f:
           cfg = from_dict(json.load(f))
-        if os.path.exists(os.path.join(wd, "summary.json")):
-          with open(os.path.join(wd, "summary.json")) as f:
-            num_test = json.load(f).get("num_test", num_test)
       except OSError:
         log(f"[skip] {wd}: no run folder")
         continue
+      num_test = _num_test(wd)
       if cfg.lr_decay_epochs:
         raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                         "a shorter budget is not a prefix of that run. Report its own budget.")
@@ -186,10 +208,7 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
                      "num_test": num_test, "selection": "validation"})
   if not rows:
     raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
-  if num_test is None:
-    raise SganError(f"No finished run in {root} records the test-set size (summary.json).")
-  for r in rows:
-    r["num_test"] = num_test
+  _check_one_test_set(rows)
   result = {"table": table.name, "title": table.title + f" (at a {budget}-epoch budget)",
             "source": table.source, "seeds": list(seeds), "labels": list(labels),
             "budget": budget, "rows": rows, "cells": aggregate(rows)}
@@ -236,9 +255,7 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
       raise SganError(f"{path} has no {n}-label cell; it has {sorted({r['labels'] for r in res['rows']})}.")
     rows += cell
     sources[n] = src
-  if len({r["num_test"] for r in rows}) > 1:
-    raise SganError("The cells were tested on test sets of different sizes "
-                    f"({sorted({r['num_test'] for r in rows})}); they do not belong in one table.")
+  _check_one_test_set(rows)
   labels = sorted(sources)
   budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
                        for n in labels)

@@ -46,3 +46,9 @@ def test_unknown_config_name(tmp_path):
 def test_missing_data_file_is_a_clear_error(tmp_path):
   r = run("--config", "mnist_fm", "--set", "dataset=/nonexistent/mnist.npz", cwd=tmp_path)
   assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_seed_list_is_a_clear_error(tmp_path):
+  r = run("--config", "digits", "--seeds", "0,x", cwd=tmp_path)
+  assert r.returncode == 2 and "--seeds must be comma-separated integers" in r.stderr
+  assert "Traceback" not in r.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sgan_jax.config import Config, from_dict, parse_override
+from sgan_jax.config import Config, from_dict, parse_int_list, parse_override
 from sgan_jax.errors import SganError
 
 
@@ -45,6 +45,8 @@ def test_unknown_key_suggests_closest():
     (dict(avg_rate=float("nan")), "finite"),
     (dict(on_nonfinite="ignore"), "on_nonfinite"),
     (dict(on_d_wins="stop"), "on_d_wins"),
+    (dict(seed=-1), r"'seed' must be in \[0, 2\*\*31\)"),
+    (dict(data_seed=2**31), r"'data_seed' must be in \[0, 2\*\*31\)"),
 ])
 def test_bad_values_raise(kw, match):
   with pytest.raises(SganError, match=match):
@@ -72,3 +74,14 @@ def test_parse_override_errors():
     parse_override("epochs")
   with pytest.raises(SganError, match="Unknown config key"):
     parse_override("epohcs=3")
+
+
+def test_parse_int_list():
+  assert parse_int_list("3,1,2", "--seeds") == [3, 1, 2]
+  assert parse_int_list("0", "--seeds") == [0]
+  for text, match in (("1,a", "comma-separated integers"), ("1,,2", "comma-separated integers"),
+                      ("", "comma-separated integers"), ("-1", ">= 0"), ("1,2,1", "twice")):
+    with pytest.raises(SganError, match=match):
+      parse_int_list(text, "--seeds")
+  with pytest.raises(SganError, match="--labels must be >= 1"):
+    parse_int_list("0,100", "--labels", minimum=1)

@@ -172,6 +172,41 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   assert any("labels_4" in line and "reached epoch 2" in line for line in logs)
 
 
+def test_report_at_budget_reads_unfinished_runs_and_checks_their_test_sets(tmp_path):
+  """A run still training (no summary.json) is reported from the data.json it wrote at
+  its start; a run recording neither file, or cells on different test sets, is an error."""
+  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0)
+  tables.run_table(TABLE, cfg, [0, 1], str(tmp_path), dataset=blobs(), log=lambda s: None,
+                   labels=[4])
+  runs = [tmp_path / "labels_4" / f"seed_{s}" for s in (0, 1)]
+  data_json = json.loads((runs[0] / "data.json").read_text())
+  summary = json.loads((runs[0] / "summary.json").read_text())
+  assert data_json == {k: v for k, v in summary.items() if k in data_json}
+  assert data_json["num_test"] == len(blobs().y_test)
+  full = tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+  (runs[1] / "summary.json").unlink()  # seed 1 as it stood while training
+  res = tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+  assert res["rows"] == full["rows"]
+  (runs[1] / "data.json").unlink()  # a run from before data.json, unfinished
+  with pytest.raises(SganError, match=r"\(labels, seed\) \[\(4, 1\)\] record no test-set size"):
+    tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+  (runs[1] / "data.json").write_text(json.dumps({**data_json, "num_test": 7}))
+  with pytest.raises(SganError, match="different sizes"):
+    tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+
+
+def test_run_table_cli_checks_seeds_labels_and_budgets(capsys):
+  for args, match in ((["--seeds", "1,a"], "--seeds must be comma-separated integers"),
+                      (["--seeds", "1,2,1"], "--seeds lists a value twice"),
+                      (["--labels", "0,100"], "--labels must be >= 1"),
+                      (["--epochs", "0"], "--epochs must be at least 1 epoch"),
+                      (["--report_budget", "0"], "--report_budget must be at least 1 epoch")):
+    # Refused before any data is loaded or anything trains (mnist is not available here).
+    assert run_table.main(["mnist_fm_table", *args]) == 2, args
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err, (args, err)
+
+
 def test_report_at_budget_refuses_decaying_schedules(tmp_path):
   cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=1)
   tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None, labels=[4])
