@@ -204,6 +204,15 @@ def main(argv=None):
   variants = [parse_variant(v) for v in a.variant]
   if a.quick:
     a.models, a.label_rates, a.batches, a.iters, a.reps, a.rounds = "mlp", "0.001,1.0", "100", 20, 2, 3
+  try:
+    rates, batches = [float(r) for r in a.label_rates.split(",")], [int(b) for b in a.batches.split(",")]
+  except ValueError:
+    p.error(f"--label_rates takes fractions such as 0.01,1.0 and --batches integers such as "
+            f"100,500; got {a.label_rates!r} and {a.batches!r}")
+  if not all(0 < r <= 1 for r in rates) or min(batches) < 1:
+    p.error(f"label rates must be in (0, 1] and batches >= 1; got {rates} and {batches}")
+  if not set(a.models.split(",")) <= {"mlp", "conv"}:
+    p.error(f"--models takes mlp and/or conv, got {a.models!r}")
   # The peak is a maximum: the best of several measurements (spread through the run)
   # makes "% of peak" conservative rather than flattered by one slow matmul timing.
   # Measured in the compute dtype: a bfloat16 step is compared with a bfloat16 matmul.
@@ -215,12 +224,12 @@ def main(argv=None):
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
   rows = []
   for model in a.models.split(","):
-    for batch in (int(b) for b in a.batches.split(",")):
+    for batch in batches:
       # A conv iteration costs ~100x an MLP one on CPU: fewer iterations per chunk.
       iters = a.iters if model == "mlp" or meta["platform"] != "cpu" else max(2, a.iters // 10)
-      configs = [dict(model=model, label_rate=float(r), batch=batch, iters=iters, reps=a.reps,
+      configs = [dict(model=model, label_rate=r, batch=batch, iters=iters, reps=a.reps,
                       dtype=a.dtype, n_unl=10000, variant=name, overrides=over)
-                 for name, over in [("", None)] + variants for r in a.label_rates.split(",")]
+                 for name, over in [("", None)] + variants for r in rates]
       rows += bench_group(configs, a.rounds)
       peaks.append(measure_peak_flops(a.peak_n, dtype=mm_dtype))
   peak = max(peaks)

@@ -20,8 +20,14 @@ def main(argv=None):
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(6, 4))
   for path in a.files:
-    with open(path) as f:
-      recs = [json.loads(line) for line in f]
+    try:
+      with open(path) as f:
+        recs = [json.loads(line) for line in f]
+      if not recs:
+        raise ValueError("no records")
+    except (OSError, ValueError) as e:
+      print(f"error: {path}: {e}; pass metrics_<mode>.jsonl files of a run.", file=sys.stderr)
+      return 2
     label = {"sgan": "SGAN", "supervised": "supervised-only"}.get(recs[0]["mode"], recs[0]["mode"])
     ax.plot([r["epoch"] for r in recs], [100 * r["test_err"] for r in recs], label=f"{label} (averaged weights)")
   ax.set_yscale("log")

@@ -69,6 +69,16 @@ def main(argv=None):
   p.add_argument("--epochs", type=int, default=100)
   p.add_argument("--out", default="results/tabular")
   a = p.parse_args(argv)
+  names = a.datasets.split(",")
+  if not set(names) <= set(DATASETS):
+    p.error(f"--datasets takes some of {','.join(DATASETS)}; got {a.datasets!r}")
+  try:
+    fracs = [float(f) for f in a.fractions.split(",")]
+  except ValueError:
+    fracs = []
+  if not fracs or not all(0 < f < 1 for f in fracs) or a.seeds < 1 or a.epochs < 1:
+    p.error(f"--fractions takes label fractions in (0, 1) such as 0.05,0.1 (got {a.fractions!r}); "
+            "--seeds and --epochs must be >= 1")
   os.makedirs(a.out, exist_ok=True)
   rows_path = os.path.join(a.out, "runs.jsonl")
   done = set()
@@ -76,8 +86,8 @@ def main(argv=None):
     with open(rows_path) as f:
       done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in map(json.loads, f)}
   t0 = time.time()
-  for name in a.datasets.split(","):
-    for frac in (float(f) for f in a.fractions.split(",")):
+  for name in names:
+    for frac in fracs:
       for seed in range(a.seeds):
         if (name, frac, seed) in done:
           continue

@@ -155,3 +155,15 @@ def test_time_to_accuracy_reads_the_first_evaluation_at_target(tmp_path, capsys)
   table = out.read_text()
   assert "| avg_rate=0.001, noise_rng=hash | 3 | 30 | 5.0 | **3.0** |" in table  # on_d_wins=warn
   assert "| avg_rate=0.001, on_d_wins=rollback | 1 epochs: not reached (best 30.00%)" in table
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--label_rates", "0.01,x"], "--label_rates takes fractions"),
+    (["--label_rates", "0"], "label rates must be in (0, 1]"),
+    (["--batches", "0"], "batches >= 1"),
+    (["--models", "resnet"], "--models takes mlp and/or conv")])
+def test_bench_steps_refuses_bad_arguments_before_measuring(args, match, capsys, monkeypatch):
+  monkeypatch.setattr(bench_steps, "measure_peak_flops", lambda *a, **k: pytest.fail("measured"))
+  with pytest.raises(SystemExit) as e:
+    bench_steps.main(args)
+  assert e.value.code == 2 and match in capsys.readouterr().err

@@ -296,3 +296,24 @@ def test_compare_averages_reads_both_averages_back(tmp_path, capsys):
                    dataset=blobs(), log=lambda s: None, labels=[4])
   assert compare_averages.main([str(tmp_path / "off" / "labels_4" / "seed_0")]) == 2
   assert "second_avg_rate" in capsys.readouterr().err
+
+
+def test_result_scripts_refuse_bad_arguments_without_a_traceback(tmp_path, capsys):
+  import curve_table
+  import plot_curves
+  import tabular_benchmark
+  assert plot_curves.main([str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x.png")]) == 2
+  assert "pass metrics_<mode>.jsonl files" in capsys.readouterr().err
+  (tmp_path / "empty.jsonl").write_text("")
+  assert plot_curves.main([str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "x.png")]) == 2
+  assert "no records" in capsys.readouterr().err
+  assert curve_table.main([str(tmp_path / "missing.jsonl")]) == 2
+  assert "No such file" in capsys.readouterr().err
+  for args, match in ((["--datasets", "iris"], "--datasets takes some of"),
+                      (["--fractions", "0.1,1.0"], "--fractions takes label fractions in (0, 1)"),
+                      (["--fractions", "a"], "--fractions takes"),
+                      (["--seeds", "0"], "--seeds and --epochs must be >= 1")):
+    with pytest.raises(SystemExit) as e:
+      tabular_benchmark.main([*args, "--out", str(tmp_path / "tab")])
+    assert e.value.code == 2 and match in capsys.readouterr().err, args
+  assert not (tmp_path / "tab").exists()  # refused before writing anything
