@@ -32,6 +32,10 @@ def main(argv=None):
   p.add_argument("--iters", type=int, default=30)
   p.add_argument("--reps", type=int, default=3)
   a = p.parse_args(argv)
+  if a.model not in ("mlp", "conv"):
+    p.error(f"--model takes mlp or conv, got {a.model!r}")
+  if min(a.replicas, a.batch, a.iters, a.reps) < 1:
+    p.error("--replicas, --batch, --iters and --reps must be >= 1")
   shape = (28, 28, 1) if a.model == "mlp" else (32, 32, 3)
   cfg = Config(model=a.model, labels_per_class=10, batch_size=a.batch, num_devices=1)
   sp = synthetic_splits(shape, 10000, 0.01)

@@ -34,9 +34,13 @@ def main(argv=None) -> int:
   a = p.parse_args(argv)
   rows = []
   for path in a.metrics:
-    with open(path) as f:
-      recs = [r for r in (json.loads(line) for line in f if line.strip())
-              if r.get(a.key) is not None]
+    try:
+      with open(path) as f:
+        recs = [r for r in (json.loads(line) for line in f if line.strip())
+                if r.get(a.key) is not None]
+    except (OSError, ValueError) as e:
+      print(f"error: {path}: {e}; pass metrics_<mode>.jsonl files of a run.", file=sys.stderr)
+      return 2
     if not recs:
       print(f"{path}: no evaluation with {a.key!r} yet", file=sys.stderr)
       continue

@@ -167,3 +167,15 @@ def test_bench_steps_refuses_bad_arguments_before_measuring(args, match, capsys,
   with pytest.raises(SystemExit) as e:
     bench_steps.main(args)
   assert e.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_seed_and_accuracy_benchmarks_refuse_bad_arguments(tmp_path, capsys):
+  import bench_seeds  # noqa: E402
+  import time_to_accuracy  # noqa: E402
+  for args, match in ((["--model", "resnet"], "--model takes mlp or conv"),
+                      (["--replicas", "0"], "must be >= 1")):
+    with pytest.raises(SystemExit) as e:
+      bench_seeds.main(args)
+    assert e.value.code == 2 and match in capsys.readouterr().err
+  assert time_to_accuracy.main([str(tmp_path / "missing.jsonl")]) == 2
+  assert "pass metrics_<mode>.jsonl files" in capsys.readouterr().err
