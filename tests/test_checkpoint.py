@@ -16,7 +16,7 @@ import pytest
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data, train
 from sgan_jax.errors import SganError
-from tests.helpers import blobs, tiny_config
+from tests.helpers import blobs, splits_for, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,10 +38,7 @@ def assert_same_state(a, b, exact=True):
 
 
 def run(cfg, workdir=None, log=lambda s: None, **kw):
-  ds = blobs()
-  sp = data.make_splits(ds, labels_per_class=cfg.labels_per_class, label_rate=None,
-                        val_size=cfg.val_size, data_seed=cfg.data_seed)
-  return train.train(cfg, sp, "sgan", workdir, log, **kw)
+  return train.train(cfg, splits_for(cfg), "sgan", workdir, log, **kw)
 
 
 CFG = tiny_config(epochs=4)
