@@ -58,6 +58,13 @@ def main(argv=None) -> int:
       distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     cfg = load_config(args.config)
     overrides = dict(parse_override(s) for s in args.set)
+    # Each run's seed also chooses its labeled subset and validation split (data_seed = seed),
+    # so these overrides would be silently replaced.
+    if "data_seed" in overrides:
+      raise SganError("--set data_seed: each run's labeled subset and validation split are "
+                      "chosen by its seed (data_seed = seed). Choose it with --seeds.")
+    if "seed" in overrides and args.seeds:
+      raise SganError("--set seed and --seeds both give the seed: use --seeds alone.")
     cfg = from_dict({**cfg.to_dict(), **overrides})
     seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else [cfg.seed]
     modes = args.modes.split(",") if args.modes else None

@@ -26,7 +26,7 @@ import sys
 
 from sgan_jax.config import from_dict, parse_int_list, parse_override
 from sgan_jax.errors import SganError
-from sgan_jax.tables import merge_results, report_at_budget, run_table
+from sgan_jax.tables import CELL_FIELDS, merge_results, report_at_budget, run_table
 from sgan_jax.train import Preempted
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -64,7 +64,13 @@ def main(argv=None) -> int:
   a = p.parse_args(argv)
   try:
     table, cfg = load_table(a.table)
-    cfg = from_dict({**cfg.to_dict(), **dict(parse_override(s) for s in a.set)})
+    overrides = dict(parse_override(s) for s in a.set)
+    fixed = [k for k in overrides if k in CELL_FIELDS]
+    if fixed:
+      raise SganError(f"--set {', '.join(fixed)}: each table cell sets these from its label count "
+                      "and seed (data_seed = seed: each seed its own labeled subset), so a --set "
+                      "would be ignored. Choose them with --seeds and --labels.")
+    cfg = from_dict({**cfg.to_dict(), **overrides})
     seeds = parse_int_list(a.seeds, "--seeds")
     labels = parse_int_list(a.labels, "--labels", minimum=1) if a.labels else None
     for flag, value in (("--epochs", a.epochs), ("--report_budget", a.report_budget)):

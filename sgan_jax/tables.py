@@ -45,6 +45,11 @@ class Table:
   unit: str = "%"                  # "%" or "errors" (count on the test set, as in the paper)
 
 
+# Config fields every cell sets from its (label count, seed), whatever the base config says;
+# overriding them for a whole table would be silently undone (the CLI refuses them).
+CELL_FIELDS = ("seed", "data_seed", "labels_per_class", "num_labeled", "label_rate")
+
+
 def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
                 epochs: Optional[int]) -> Config:
   """The config of one (label count, seed) cell: ``n_labels // K`` per class when ``K``

@@ -52,3 +52,11 @@ def test_bad_seed_list_is_a_clear_error(tmp_path):
   r = run("--config", "digits", "--seeds", "0,x", cwd=tmp_path)
   assert r.returncode == 2 and "--seeds must be comma-separated integers" in r.stderr
   assert "Traceback" not in r.stderr
+
+
+def test_seed_overrides_that_would_be_ignored_are_refused(tmp_path):
+  # run_seeds sets data_seed = seed per run; a --set of either beside --seeds was dropped.
+  for args, match in ((["--set", "data_seed=1"], "--set data_seed: each run's labeled subset"),
+                      (["--set", "seed=3", "--seeds", "1"], "--set seed and --seeds both")):
+    r = run("--config", "digits", *args, cwd=tmp_path)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr

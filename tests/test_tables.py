@@ -57,6 +57,20 @@ def test_cell_config_uses_per_class_when_it_can_and_a_total_otherwise():
   assert (odd.labels_per_class, odd.label_rate, odd.num_labeled, odd.epochs) == (None, None, 25, 7)
 
 
+def test_cell_fields_are_exactly_what_a_cell_overrides():
+  # The CLI refuses --set on CELL_FIELDS; any other field must reach the cell unchanged.
+  bases = [tiny_config(seed=0, data_seed=0, labels_per_class=2),
+           tiny_config(seed=9, data_seed=5, labels_per_class=None, label_rate=0.5),
+           tiny_config(seed=4, data_seed=8, labels_per_class=None, num_labeled=30)]
+  for k in tables.CELL_FIELDS:  # the bases differ in every one of them
+    assert len({getattr(b, k) for b in bases}) > 1, k
+  cells = [tables.cell_config(b, 20, 10, 3, None) for b in bases]
+  assert cells[0] == cells[1] == cells[2]
+  c = tiny_config(lr=1e-2, epochs=5, val_size=32)
+  cell = tables.cell_config(c, 20, 10, 3, None)
+  assert (cell.lr, cell.epochs, cell.val_size) == (1e-2, 5, 32)
+
+
 def test_uneven_label_count_runs_a_balanced_cell(tmp_path):
   table = tables.Table(name="t5", title="tiny", labels=(5,), published={}, source="nowhere",
                        modes=("sgan",))
@@ -200,7 +214,11 @@ def test_run_table_cli_checks_seeds_labels_and_budgets(capsys):
                       (["--seeds", "1,2,1"], "--seeds lists a value twice"),
                       (["--labels", "0,100"], "--labels must be >= 1"),
                       (["--epochs", "0"], "--epochs must be at least 1 epoch"),
-                      (["--report_budget", "0"], "--report_budget must be at least 1 epoch")):
+                      (["--report_budget", "0"], "--report_budget must be at least 1 epoch"),
+                      # Each cell sets these itself: a --set would be silently undone.
+                      (["--set", "data_seed=1"], "--set data_seed: each table cell sets these"),
+                      (["--set", "seed=4", "--set", "labels_per_class=5"],
+                       "--set seed, labels_per_class: each table cell sets these")):
     # Refused before any data is loaded or anything trains (mnist is not available here).
     assert run_table.main(["mnist_fm_table", *args]) == 2, args
     err = capsys.readouterr().err
