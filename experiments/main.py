@@ -53,19 +53,18 @@ def main(argv=None) -> int:
     if not args.distributed and (args.coordinator or args.num_processes is not None
                                  or args.process_id is not None):
       raise SganError("--coordinator, --num_processes and --process_id need --distributed.")
-    if args.distributed:
-      from sgan_jax import distributed
-      distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    cfg = load_config(args.config)
     overrides = dict(parse_override(s) for s in args.set)
     # Each run's seed also chooses its labeled subset and validation split (data_seed = seed),
-    # so these overrides would be silently replaced.
+    # so these overrides would be silently replaced. Checked before joining a cluster.
     if "data_seed" in overrides:
       raise SganError("--set data_seed: each run's labeled subset and validation split are "
                       "chosen by its seed (data_seed = seed). Choose it with --seeds.")
     if "seed" in overrides and args.seeds:
       raise SganError("--set seed and --seeds both give the seed: use --seeds alone.")
-    cfg = from_dict({**cfg.to_dict(), **overrides})
+    if args.distributed:
+      from sgan_jax import distributed
+      distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    cfg = from_dict({**load_config(args.config).to_dict(), **overrides})
     seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else [cfg.seed]
     modes = args.modes.split(",") if args.modes else None
     if modes and not set(modes) <= {"sgan", "supervised"}:

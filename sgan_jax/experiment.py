@@ -101,6 +101,16 @@ def headline_err(s: dict) -> float:
   return s["selected_test_err"] if "selected_test_err" in s else s["final_test_err"]
 
 
+# What a seed sets in a multi-seed run: the parameters' keys and the labeled subset
+# (each seed its own), whatever the base config says.
+SEED_FIELDS = ("seed", "data_seed")
+
+
+def for_seed(cfg: Config, seed: int) -> Config:
+  """``cfg`` for one seed of a multi-seed run: ``seed`` picks the keys and the subset."""
+  return cfg.replace(seed=seed, data_seed=seed)
+
+
 def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
               log: Callable[[str], None] = print, fresh: bool = False,
               modes: Optional[Sequence[str]] = None) -> dict:
@@ -108,7 +118,7 @@ def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
   ds = load_data(cfg)
   per_seed = []
   for s in seeds:
-    c = cfg.replace(seed=s, data_seed=s)
+    c = for_seed(cfg, s)
     wd = os.path.join(workdir, f"seed_{s}") if workdir else None
     per_seed.append(train_and_evaluate(c, wd, ds, log, fresh, modes))
   agg = {"config": cfg.name, "seeds": list(seeds), "runs": per_seed}

@@ -47,7 +47,7 @@ class Table:
 
 # Config fields every cell sets from its (label count, seed), whatever the base config says;
 # overriding them for a whole table would be silently undone (the CLI refuses them).
-CELL_FIELDS = ("seed", "data_seed", "labels_per_class", "num_labeled", "label_rate")
+CELL_FIELDS = experiment.SEED_FIELDS + ("labels_per_class", "num_labeled", "label_rate")
 
 
 def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
@@ -59,12 +59,12 @@ def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
     kw = dict(labels_per_class=None, num_labeled=n_labels)
   else:
     kw = dict(labels_per_class=n_labels // num_classes, num_labeled=None)
-  kw.update(label_rate=None, seed=seed, data_seed=seed, name=f"{base.name}_l{n_labels}")
+  kw.update(label_rate=None, name=f"{base.name}_l{n_labels}")
   if epochs:
     kw["epochs"] = epochs
     if base.baseline_epochs:
       kw["baseline_epochs"] = min(base.baseline_epochs, epochs)
-  return base.replace(**kw)
+  return experiment.for_seed(base.replace(**kw), seed)
 
 
 def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
