@@ -30,15 +30,14 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as cm
 
-from sgan_jax.config import FIELDS
+from sgan_jax.config import FIELDS, RESUME, RETIRED, Config, fields_with
 from sgan_jax.errors import SganError
+from sgan_jax.evaluation import selection_key
 
 FORMAT = "sgan_jax/1"
-# Fields that may differ between a run and the checkpoint it resumes from.
-RESUMABLE_DIFFERENCES = frozenset({"name", "epochs", "baseline_epochs", "eval_every",
-                                   "num_devices", "baseline", "keep_checkpoints",
-                                   "on_nonfinite", "on_d_wins", "data_dir", "tensorboard",
-                                   "second_avg_rate"})  # evaluation only: train.restore_state
+# Fields that may differ between a run and the checkpoint it resumes from (retired ones
+# changed evaluation only).
+RESUMABLE_DIFFERENCES = frozenset(fields_with(RESUME)) | frozenset(RETIRED)
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:
@@ -115,10 +114,10 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     policy = cm.AnyPreservationPolicy([
         cm.LatestN(keep),
-        # Ties go to the earlier epoch, as training selects (metrics of older checkpoints
-        # have no epoch: 0).
-        cm.BestN(get_metric_fn=lambda m: -m["val_err"] - 1e-9 * m.get("epoch", 0), n=1,
-                 keep_checkpoints_without_metrics=False),
+        # The training loop's selection rule; BestN keeps the end of a sorted list, hence
+        # reverse. (Metrics of older checkpoints have no epoch: 0.)
+        cm.BestN(get_metric_fn=lambda m: selection_key(m["val_err"], m.get("epoch", 0)),
+                 reverse=True, n=1, keep_checkpoints_without_metrics=False),
     ])
     # Plain zarr arrays, not OCDBT: with a handful of packed arrays per save it is faster,
     # and orbax's OCDBT path resolves a tensorstore spec per array per save, which leaks
@@ -233,6 +232,37 @@ def config_differences(saved: dict, current: dict) -> dict:
     if a != b:
       diff[k] = (a, b)
   return diff
+
+
+def open_run(workdir: str, mode: str, cfg: Config, fingerprint: str, fresh: bool,
+             log) -> tuple[Checkpointer, Optional[dict]]:
+  """The checkpoints of ``<workdir>/checkpoints_<mode>`` and the latest one's meta to resume
+  from (None: start fresh). Refuses, changing nothing, a folder holding another run's
+  checkpoints (another config, mode or data); ``fresh`` moves them aside first."""
+  cdir = os.path.join(workdir, f"checkpoints_{mode}")
+  if fresh and jax.process_index() == 0 and os.path.isdir(cdir) and os.listdir(cdir):
+    log(f"[{mode}] --fresh: moved existing checkpoints to {move_aside(cdir)}")
+  if fresh and jax.process_count() > 1:  # the others wait until the folder is moved
+    multihost_utils.sync_global_devices(f"sgan_jax fresh {cdir}")
+  ckpt = Checkpointer(cdir, cfg.keep_checkpoints)
+  latest = ckpt.latest_epoch()
+  if latest is None:
+    return ckpt, None
+  meta = ckpt.read_meta(latest)
+  diff = config_differences(meta.get("config", {}), cfg.to_dict())
+  if meta.get("mode") != mode or diff:
+    ckpt.close()
+    what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+    raise SganError(
+        f"{cdir} holds checkpoints of a different run ({what or 'mode ' + str(meta.get('mode'))}). "
+        "Nothing was changed. Use another --workdir, or pass --fresh to move them aside "
+        "(they are kept, renamed to .old-N).")
+  if meta.get("data_fingerprint") != fingerprint:
+    ckpt.close()
+    raise SganError(f"{cdir} was written for different data (fingerprint "
+                    f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
+                    "labeled subset or validation split). Use another --workdir or --fresh.")
+  return ckpt, meta
 
 
 def move_aside(directory: str) -> str:

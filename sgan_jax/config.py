@@ -1,6 +1,9 @@
 """Run configuration as data: one frozen dataclass, validated on construction.
 
-Configs are plain values; experiment files (``experiments/configs/*.py``) define
+Each field belongs to a section (data, model, objective, optimiser, run) and declares its
+roles (:data:`HOST`, :data:`RESUME`, :data:`SEED`, :data:`CELL`) on itself; derived
+quantities (epochs of a mode, iterations per epoch, the compiled program's part) are
+methods. Configs are plain values; config files (``sgan_jax/configs/*.py``) define
 ``get_config() -> Config`` and the command line overrides fields with
 ``--set key=value``. Unknown keys and wrong types raise :class:`SganError` naming
 the key and the closest valid one.
@@ -19,70 +22,86 @@ from typing import Any, Optional, Tuple
 from sgan_jax.errors import SganError
 
 
+# Roles a field can have, declared on the field (``_f``) and nowhere else; every list of
+# fields by role is derived from these (:func:`fields_with`).
+HOST = "host"      # not part of the compiled program: runs differing only here share it
+RESUME = "resume"  # may differ between a checkpoint and the run resuming from it
+SEED = "seed"      # set by each seed of a multi-seed run
+CELL = "cell"      # set by each (label count, seed) cell of a table
+SECTIONS = ("data", "model", "objective", "optimiser", "run")
+
+
+def _f(default, section: str, *roles: str):
+  return dataclasses.field(default=default, metadata={"section": section, "roles": frozenset(roles)})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Everything a run depends on. Field docs are in README's config table."""
+  """Everything a run depends on, flat (``--set key=value``), each field in one section.
 
-  name: str = "custom"
+  Field docs are in docs/api.md's config table; roles are declared on the fields.
+  """
+
+  name: str = _f("custom", "run", HOST, RESUME)
   # --- data
-  dataset: str = "digits"              # digits | mnist | cifar10 | svhn_cropped | path/to/file.npz
-  data_dir: Optional[str] = None       # TFDS data_dir
-  pixel_range: str = "0,1"             # "0,1" (sigmoid G), "-1,1" (tanh G), "none" (linear G, tabular)
-  labels_per_class: Optional[int] = 10 # exactly one of labels_per_class / label_rate / num_labeled
-  label_rate: Optional[float] = None   # fraction of the training split, stratified
-  num_labeled: Optional[int] = None    # total labels, balanced (n % K classes get one more)
-  val_size: int = 0                    # examples held out of the training split for selection
-  data_seed: int = 1                   # chooses validation split and labeled subset
-  seed: int = 0                        # parameters, noise and batch order
+  dataset: str = _f("digits", "data", HOST)  # digits | mnist | cifar10 | svhn_cropped | path/to/file.npz
+  data_dir: Optional[str] = _f(None, "data", HOST, RESUME)  # TFDS data_dir
+  pixel_range: str = _f("0,1", "data")  # "0,1" (sigmoid G), "-1,1" (tanh G), "none" (linear G, tabular)
+  # exactly one of labels_per_class / label_rate / num_labeled
+  labels_per_class: Optional[int] = _f(10, "data", HOST, CELL)
+  label_rate: Optional[float] = _f(None, "data", HOST, CELL)  # fraction of the training split, stratified
+  num_labeled: Optional[int] = _f(None, "data", HOST, CELL)  # total labels, balanced (n % K classes get one more)
+  val_size: int = _f(0, "data", HOST)  # examples held out of the training split for selection
+  data_seed: int = _f(1, "data", HOST, SEED, CELL)  # chooses validation split and labeled subset
+  seed: int = _f(0, "run", HOST, SEED, CELL)  # parameters, noise and batch order
   # --- model
-  model: str = "mlp"                   # mlp | conv (improved-gan 32x32) | dcgan (Odena-style)
-  d_hidden: Tuple[int, ...] = (1000, 500, 250, 250, 250)
-  g_hidden: Tuple[int, ...] = (500, 500)
-  d_width: int = 96                    # conv/dcgan discriminator first-stage channels
-  g_width: int = 128                   # conv/dcgan generator last-stage channels
-  input_noise: float = 0.3
-  hidden_noise: float = 0.5
-  noise_rng: str = "threefry"          # threefry (jax.random) | hash (sgan_jax.noise: ~4x cheaper on CPU)
-  latent_dim: int = 100
-  parameterization: str = "k"          # k (Salimans) | k+1 (Odena)
-  compute_dtype: str = "float32"       # float32 | bfloat16 (params stay float32)
-  num_devices: int = 0                 # data-parallel devices; 0 = all visible devices
+  model: str = _f("mlp", "model")  # mlp | conv (improved-gan 32x32) | dcgan (Odena-style)
+  d_hidden: Tuple[int, ...] = _f((1000, 500, 250, 250, 250), "model")
+  g_hidden: Tuple[int, ...] = _f((500, 500), "model")
+  d_width: int = _f(96, "model")  # conv/dcgan discriminator first-stage channels
+  g_width: int = _f(128, "model")  # conv/dcgan generator last-stage channels
+  input_noise: float = _f(0.3, "model")
+  hidden_noise: float = _f(0.5, "model")
+  noise_rng: str = _f("threefry", "model")  # threefry (jax.random) | hash (sgan_jax.noise: ~4x cheaper on CPU)
+  latent_dim: int = _f(100, "model")
+  parameterization: str = _f("k", "model")  # k (Salimans) | k+1 (Odena)
+  compute_dtype: str = _f("float32", "model")  # float32 | bfloat16 (params stay float32)
+  num_devices: int = _f(0, "run", RESUME)  # data-parallel devices; 0 = all visible devices
   # --- objective
-  task: str = "classification"         # classification | regression (two-headed discriminator)
-  regression_loss: str = "squared"     # squared | huber (regression head, labeled rows)
-  huber_delta: float = 1.0
-  g_loss: str = "feature_matching"     # feature_matching | non_saturating | minimax | wasserstein
-                                       # | non_saturating+feature_matching
-  d_objective: str = "gan"             # gan (Salimans real/fake log-loss) | wasserstein (critic + GP)
-  gp_weight: float = 10.0              # gradient-penalty weight (d_objective=wasserstein)
-  entropy_weight: float = 0.0          # Bad-GAN conditional entropy on unlabeled logits (D)
-  balance_weight: float = 0.0          # KL(unlabeled batch's mean p(y|x) || labeled class freq.) (D)
-  pullaway_weight: float = 0.0         # Bad-GAN pull-away term on generated features (G)
-  conditional: bool = False            # generator takes the class; G(z, c) should look like c
-  cond_weight: float = 1.0             # weight of the generator's class cross-entropy
-  fm_order: int = 2                    # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
-  unlabeled_weight: float = 1.0
+  task: str = _f("classification", "objective")  # classification | regression (two-headed D)
+  regression_loss: str = _f("squared", "objective")  # squared | huber (regression head)
+  huber_delta: float = _f(1.0, "objective")
+  # feature_matching | non_saturating | minimax | wasserstein | non_saturating+feature_matching
+  g_loss: str = _f("feature_matching", "objective")
+  d_objective: str = _f("gan", "objective")  # gan (Salimans real/fake log-loss) | wasserstein (critic + GP)
+  gp_weight: float = _f(10.0, "objective")  # gradient-penalty weight (d_objective=wasserstein)
+  entropy_weight: float = _f(0.0, "objective")  # Bad-GAN conditional entropy on unlabeled logits (D)
+  balance_weight: float = _f(0.0, "objective")  # KL(unlabeled mean p(y|x) || labeled class freq.) (D)
+  pullaway_weight: float = _f(0.0, "objective")  # Bad-GAN pull-away term on generated features (G)
+  conditional: bool = _f(False, "objective")  # generator takes the class; G(z, c) should look like c
+  cond_weight: float = _f(1.0, "objective")  # weight of the generator's class cross-entropy
+  fm_order: int = _f(2, "objective")  # 2: mean squared (MNIST); 1: mean absolute (CIFAR/SVHN)
+  unlabeled_weight: float = _f(1.0, "objective")
   # --- optimisation
-  batch_size: int = 100                # per stream (labeled, unlabeled, generated)
-  lr: float = 0.003
-  lr_decay_epochs: int = 100           # linear decay to 0 over the last N epochs
-  b1: float = 0.5
-  b2: float = 0.999
-  eps_root: float = 1e-8               # Adam epsilon inside the square root (reference)
-  epochs: int = 300
-  iters_per_epoch: Optional[int] = None  # default: unlabeled examples // batch_size
-  avg_rate: float = 1e-4               # Polyak average a <- a + rate * (p - a), a0 = 0
-  second_avg_rate: float = 0.0         # a second average of D, evaluated beside (0 = none)
-  init_examples: int = 500             # batch for data-dependent weight-norm init
+  batch_size: int = _f(100, "optimiser")  # per stream (labeled, unlabeled, generated)
+  lr: float = _f(0.003, "optimiser")
+  lr_decay_epochs: int = _f(100, "optimiser")  # linear decay to 0 over the last N epochs
+  b1: float = _f(0.5, "optimiser")
+  b2: float = _f(0.999, "optimiser")
+  eps_root: float = _f(1e-8, "optimiser")  # Adam epsilon inside the square root (reference)
+  epochs: int = _f(300, "optimiser", RESUME)
+  iters_per_epoch: Optional[int] = _f(None, "optimiser")  # default: unlabeled examples // batch_size
+  avg_rate: float = _f(1e-4, "optimiser")  # Polyak average a <- a + rate * (p - a), a0 = 0
+  init_examples: int = _f(500, "model")  # batch for data-dependent weight-norm init
   # --- evaluation / output
-  eval_every: int = 1                  # epochs between evaluations
-  baseline: bool = True                # also train the supervised-only baseline
-  baseline_epochs: Optional[int] = None  # default: same as epochs
-  checkpoint_every: int = 1            # epochs between checkpoints (with a workdir)
-  keep_checkpoints: int = 3            # latest N kept, plus the best on validation
-  on_nonfinite: str = "stop"           # stop | rollback (to the last checkpoint, new key)
-  on_d_wins: str = "warn"              # warn | rollback (to a checkpoint >= 2 epochs back, new key)
-  tensorboard: bool = False            # also write TensorBoard scalars to <workdir>/tb/<mode>
+  eval_every: int = _f(1, "run", HOST, RESUME)  # epochs between evaluations
+  baseline: bool = _f(True, "run", HOST, RESUME)  # also train the supervised-only baseline
+  baseline_epochs: Optional[int] = _f(None, "run", RESUME)  # default: same as epochs
+  checkpoint_every: int = _f(1, "run", HOST)  # epochs between checkpoints (with a workdir)
+  keep_checkpoints: int = _f(3, "run", HOST, RESUME)  # latest N kept, plus the best on validation
+  on_nonfinite: str = _f("stop", "run", HOST, RESUME)  # stop | rollback (to the last checkpoint, new key)
+  on_d_wins: str = _f("warn", "run", HOST, RESUME)  # warn | rollback (to a checkpoint >= 2 epochs back)
+  tensorboard: bool = _f(False, "run", HOST, RESUME)  # TensorBoard scalars in <workdir>/tb/<mode>
 
   def __post_init__(self):
     _check_types(self)
@@ -91,6 +110,27 @@ class Config:
   # -- construction helpers
   def replace(self, **kw) -> "Config":
     return from_dict({**self.to_dict(), **kw})
+
+  def epochs_for(self, mode: str) -> int:
+    """Epochs a mode trains: ``epochs`` for the SGAN, ``baseline_epochs`` (default: the
+    same) for the supervised-only baseline."""
+    check_mode(mode)
+    return self.epochs if mode == "sgan" else (self.baseline_epochs or self.epochs)
+
+  def iters_for(self, num_unlabeled: int) -> int:
+    """Iterations per epoch: ``iters_per_epoch``, or one pass over the unlabeled set."""
+    return self.iters_per_epoch or max(1, num_unlabeled // self.batch_size)
+
+  def for_seed(self, seed: int, data_seed: Optional[int] = None) -> "Config":
+    """This config for one seed of a multi-seed run: ``seed`` picks the keys and, unless a
+    ``data_seed`` is given (one labeled subset for every seed), also the labeled subset and
+    validation split. Sets exactly the :data:`SEED` fields."""
+    return self.replace(seed=seed, data_seed=seed if data_seed is None else data_seed)
+
+  def graph_config(self) -> "Config":
+    """This config with every :data:`HOST` field at its default: the part that shapes the
+    compiled program (two runs whose graph configs are equal share one)."""
+    return self.replace(**{n: FIELDS[n].default for n in fields_with(HOST)})
 
   def label_selection(self) -> dict:
     """The labeled-subset selector as ``data.make_splits`` keywords (exactly one is set)."""
@@ -106,10 +146,35 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _HINTS = typing.get_type_hints(Config)
+MODES = ("sgan", "supervised")
+# Fields that existed once: stored configs (run folders, checkpoints) may hold them, and
+# they are dropped on reading; a user setting one is told why it went.
+RETIRED = {"second_avg_rate": "a second Polyak average evaluated beside the first; its "
+                              "finding is in docs/results.md (the 1e-3 and 1e-4 averages agree "
+                              "within seed spread at 300 epochs)"}
+# Names users try for a field, answered in the unknown-key message.
+SYNONYMS = {"learning_rate": "lr", "batch": "batch_size", "batchsize": "batch_size",
+            "n_epochs": "epochs", "num_epochs": "epochs", "epoch": "epochs",
+            "beta1": "b1", "beta2": "b2", "labels": "num_labeled", "n_labeled": "num_labeled",
+            "random_state": "seed", "ema_rate": "avg_rate", "ema": "avg_rate",
+            "devices": "num_devices", "hidden": "d_hidden", "z_dim": "latent_dim",
+            "validation_size": "val_size", "val_split": "val_size"}
+
+
+def fields_with(role: str) -> tuple[str, ...]:
+  """The names of the fields declared with ``role``, in declaration order."""
+  return tuple(n for n, f in FIELDS.items() if role in f.metadata["roles"])
+
+
+def check_mode(mode: str) -> None:
+  if mode not in MODES:
+    raise SganError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
 def _unknown_key(key: str) -> SganError:
-  close = difflib.get_close_matches(key, FIELDS, n=1)
+  if key in RETIRED:
+    return SganError(f"Config key {key!r} was removed ({RETIRED[key]}); drop it.")
+  close = [SYNONYMS[key.lower()]] if key.lower() in SYNONYMS else difflib.get_close_matches(key, FIELDS, n=1)
   hint = f" Did you mean {close[0]!r}?" if close else ""
   return SganError(f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(FIELDS))}.")
 
@@ -123,6 +188,11 @@ def from_dict(d: dict) -> Config:
       raise _unknown_key(str(k))
   coerced = {k: _coerce_tuple(k, v) for k, v in d.items()}
   return Config(**coerced)
+
+
+def from_stored(d: dict) -> Config:
+  """A config a run folder or checkpoint recorded: :data:`RETIRED` keys are dropped."""
+  return from_dict({k: v for k, v in d.items() if k not in RETIRED})
 
 
 def _coerce_tuple(key, value):
@@ -201,9 +271,6 @@ def _check_values(cfg: Config) -> None:
     raise SganError(f"lr_decay_epochs must be >= 0, got {cfg.lr_decay_epochs}.")
   if not 0.0 < cfg.avg_rate <= 1.0:
     raise SganError(f"avg_rate must be in (0, 1], got {cfg.avg_rate}.")
-  if not 0.0 <= cfg.second_avg_rate <= 1.0:
-    raise SganError(f"second_avg_rate must be in [0, 1] (0 = no second average), got "
-                    f"{cfg.second_avg_rate}.")
   for n in ("input_noise", "hidden_noise", "unlabeled_weight", "eps_root", "huber_delta"):
     if getattr(cfg, n) < 0:
       raise SganError(f"Config key {n!r} must be >= 0, got {getattr(cfg, n)}.")

@@ -286,19 +286,49 @@ def split_validation(y: np.ndarray, val_size: int, num_classes: int, seed: int) 
   return np.sort(np.concatenate(idx))
 
 
+def unlabeled_indices(n_train: int, val_idx: np.ndarray) -> np.ndarray:
+  """Rows of the training split in the unlabeled stream (sorted): all but the hold-out.
+  ``x_unl = x_train[unlabeled_indices(...)]``; the labeled rows are among them."""
+  return np.setdiff1d(np.arange(n_train), val_idx)
+
+
 def make_splits(ds: Dataset, *, labels_per_class: Optional[int], label_rate: Optional[float],
-                val_size: int, data_seed: int, num_labeled: Optional[int] = None,
-                label_seed: Optional[int] = None) -> Splits:
-  """Validation hold-out first (from ``data_seed``), then the labeled subset from what
-  remains (from ``label_seed``, default ``data_seed``: seeds trained side by side share
-  one hold-out and differ only in their labels)."""
+                val_size: int, data_seed: int, num_labeled: Optional[int] = None) -> Splits:
+  """Validation hold-out first, then the labeled subset from what remains, both from
+  ``data_seed``."""
   val_idx = split_validation(ds.y_train, val_size, ds.num_classes, data_seed)
-  keep = np.setdiff1d(np.arange(len(ds.y_train)), val_idx)
+  keep = unlabeled_indices(len(ds.y_train), val_idx)
   sub = select_labeled(ds.y_train[keep], ds.num_classes, per_class=labels_per_class,
-                       rate=label_rate, total=num_labeled,
-                       seed=data_seed if label_seed is None else label_seed)
+                       rate=label_rate, total=num_labeled, seed=data_seed)
   lab_idx = keep[sub]
   return Splits(
       x_unl=ds.x_train[keep], x_lab=ds.x_train[lab_idx], y_lab=ds.y_train[lab_idx],
       lab_idx=lab_idx, val_idx=val_idx, x_val=ds.x_train[val_idx], y_val=ds.y_train[val_idx],
       x_test=ds.x_test, y_test=ds.y_test, num_classes=ds.num_classes)
+
+
+def splits_for(ds: Dataset, cfg) -> Splits:
+  """The splits a run of ``cfg`` (a :class:`~sgan_jax.config.Config`) trains on."""
+  return make_splits(ds, **cfg.label_selection(), val_size=cfg.val_size, data_seed=cfg.data_seed)
+
+
+# --------------------------------------------------------------------------- batch order
+def stream_indices(rng: np.random.Generator, n: int, total: int) -> np.ndarray:
+  """``total`` indices into ``n`` examples: concatenated fresh permutations (tiling)."""
+  reps = -(-total // n)
+  return np.concatenate([rng.permutation(n) for _ in range(reps)])[:total]
+
+
+def epoch_indices(seed: int, epoch: int, n_lab: int, n_unl: int, iters: int,
+                  batch: int) -> dict:
+  """Batch indices for one epoch, a pure function of ``(seed, epoch)``:
+  ``{"lab" | "unl" | "unl2": (iters, batch)}`` int32.
+
+  The labeled subset is tiled to the epoch's length and reshuffled each epoch; the two
+  unlabeled streams are independent permutations. Any epoch's order is reproducible on
+  its own, which is what makes resume exact.
+  """
+  rng = np.random.default_rng([seed, epoch])
+  t = iters * batch
+  return {k: stream_indices(rng, n, t).reshape(iters, batch).astype(np.int32)
+          for k, n in (("lab", n_lab), ("unl", n_unl), ("unl2", n_unl))}

@@ -1,19 +1,23 @@
 """One experiment = one config over one or more seeds, SGAN beside its baseline.
 
 ``train_and_evaluate(cfg, workdir)`` is the importable entry point (flax-examples
-style); ``experiments/main.py`` is a thin command line over it. Each seed writes to
-``workdir/seed_<s>/``: ``config.json``, ``data.json`` (split sizes and the selection rule,
-written at the start), ``labeled_indices.npy`` (indices into the
+style); ``sgan-jax train`` is a thin command line over :func:`run_seeds`. Each seed
+writes to ``workdir/seed_<s>/``: ``config.json``, ``data.json`` (split sizes and the
+selection rule, written at the start), ``labeled_indices.npy`` (indices into the
 training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``, ``checkpoints_<mode>/``
-(orbax; a rerun resumes from them), ``classifier_<mode>.msgpack`` (averaged
-discriminator), ``generator.msgpack`` + ``model.json`` (see :mod:`sgan_jax.generate`),
-``samples/epoch_<e>.png`` (a fixed-latent sample grid per evaluation, image data) and
-``summary.json``.
+(orbax; a rerun resumes from them; sequential runs only), ``classifier_<mode>.msgpack``
+(averaged discriminator), ``generator.msgpack`` + ``model.json`` (see
+:mod:`sgan_jax.generate`), ``samples/epoch_<e>.png`` (a fixed-latent sample grid per
+evaluation, image data; sequential runs only) and ``summary.json``.
+
+The seed rule (:meth:`Config.for_seed`): each seed its own parameters, batch order,
+labeled subset and validation split, or with ``data_seed`` one labeled subset for all.
+``parallel=True`` trains the seeds as replicas of one vmapped program
+(:mod:`sgan_jax.seeds`), which computes what the sequential runs compute.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, Optional, Sequence
@@ -22,31 +26,53 @@ import jax
 import numpy as np
 
 from sgan_jax import data as data_lib
-from sgan_jax import generate
+from sgan_jax import evaluation, generate, rundir, seeds as seeds_lib
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
-
-
-def _primary() -> bool:
-  """Only the first process writes run files when several train together."""
-  return jax.process_index() == 0
-
-
-def _atomic_write(path: str, payload: bytes) -> None:
-  if not _primary():
-    return
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(payload)
-  os.replace(tmp, path)
-
-
-def _write_json(path: str, obj) -> None:
-  _atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+from sgan_jax.errors import SganError
+from sgan_jax.sharding import is_primary
 
 
 def load_data(cfg: Config) -> data_lib.Dataset:
   return data_lib.load(cfg.dataset, data_dir=cfg.data_dir, pixel_range=cfg.pixel_range)
+
+
+def modes_of(cfg: Config, modes: Optional[Sequence[str]] = None) -> list[str]:
+  """The modes a run trains: ``modes``, or the SGAN and, if ``cfg.baseline``, the baseline."""
+  return list(modes) if modes is not None else ["sgan"] + (["supervised"] if cfg.baseline else [])
+
+
+def start_run(cfg: Config, ds: data_lib.Dataset, splits: data_lib.Splits,
+              workdir: Optional[str], log: Callable[[str], None]) -> dict:
+  """The run's data summary; with a workdir, its config, split sizes and indices are
+  written first, so an unfinished run can be read back (tables)."""
+  summary = {"config": cfg.name, "dataset": ds.name, "seed": cfg.seed, "data_seed": cfg.data_seed,
+             "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
+             "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
+             "selection": "best validation epoch" if len(splits.y_val) else
+                          "final model (no validation split)"}
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    rundir.write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+    rundir.write_json(os.path.join(workdir, "data.json"), summary)
+    if is_primary():
+      np.save(os.path.join(workdir, "labeled_indices.npy"), splits.lab_idx)
+      np.save(os.path.join(workdir, "val_indices.npy"), splits.val_idx)
+  log(f"[data] {ds.name}: {len(splits.x_unl)} unlabeled (labeled included), "
+      f"{len(splits.y_lab)} labeled ({np.bincount(splits.y_lab, minlength=ds.num_classes).tolist()}"
+      f" per class), {len(splits.y_val)} validation, {len(splits.y_test)} test; "
+      f"seed={cfg.seed} data_seed={cfg.data_seed}")
+  return summary
+
+
+def finish_mode(workdir: Optional[str], mode: str, state, splits: data_lib.Splits) -> None:
+  """A trained mode's exported models: the averaged classifier and, for the SGAN, the
+  generator."""
+  if workdir:
+    rundir.atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"),
+                        evaluation.classifier_bytes(state))
+    if mode == "sgan" and is_primary():
+      generate.save_generator(workdir, state, splits.x_unl.shape[1:], splits.num_classes)
 
 
 def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
@@ -56,79 +82,71 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
   """Trains the SGAN (and, if ``cfg.baseline``, the supervised-only baseline) for one seed.
 
   ``modes`` overrides which of ``("sgan", "supervised")`` run.
-
   Returns the summary dict also written to ``workdir/summary.json``.
   """
   t0 = time.time()
   ds = dataset if dataset is not None else load_data(cfg)
-  splits = data_lib.make_splits(ds, **cfg.label_selection(), val_size=cfg.val_size,
-                                data_seed=cfg.data_seed)
-  summary = {"config": cfg.name, "dataset": ds.name, "seed": cfg.seed, "data_seed": cfg.data_seed,
-             "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
-             "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
-             "selection": "best validation epoch" if len(splits.y_val) else
-                          "final model (no validation split)"}
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
-    # The split sizes at the start, so an unfinished run can be read back (tables).
-    _write_json(os.path.join(workdir, "data.json"), summary)
-    if _primary():
-      np.save(os.path.join(workdir, "labeled_indices.npy"), splits.lab_idx)
-      np.save(os.path.join(workdir, "val_indices.npy"), splits.val_idx)
-  log(f"[data] {ds.name}: {len(splits.x_unl)} unlabeled (labeled included), "
-      f"{len(splits.y_lab)} labeled ({np.bincount(splits.y_lab, minlength=ds.num_classes).tolist()}"
-      f" per class), {len(splits.y_val)} validation, {len(splits.y_test)} test; "
-      f"seed={cfg.seed} data_seed={cfg.data_seed}")
-  if modes is None:
-    modes = ["sgan"] + (["supervised"] if cfg.baseline else [])
-  for mode in modes:
+  splits = data_lib.splits_for(ds, cfg)
+  summary = start_run(cfg, ds, splits, workdir, log)
+  for mode in modes_of(cfg, modes):
     out = train_lib.train(cfg, splits, mode, workdir, log, fresh=fresh)
     summary[mode] = out["summary"]
-    if workdir:
-      _atomic_write(os.path.join(workdir, f"classifier_{mode}.msgpack"),
-                    train_lib.classifier_bytes(out["state"]))
-      if mode == "sgan" and _primary():
-        generate.save_generator(workdir, out["state"], splits.x_unl.shape[1:], ds.num_classes)
+    finish_mode(workdir, mode, out["state"], splits)
   summary["wall_s"] = round(time.time() - t0, 2)
   if workdir:
-    _write_json(os.path.join(workdir, "summary.json"), summary)
+    rundir.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
 
 
-def headline_err(s: dict) -> float:
-  """The reported test error of one mode's summary: validation-selected when available."""
-  return s["selected_test_err"] if "selected_test_err" in s else s["final_test_err"]
-
-
-# What a seed sets in a multi-seed run: the parameters' keys and the labeled subset
-# (each seed its own), whatever the base config says.
-SEED_FIELDS = ("seed", "data_seed")
-
-
-def for_seed(cfg: Config, seed: int) -> Config:
-  """``cfg`` for one seed of a multi-seed run: ``seed`` picks the keys and the subset."""
-  return cfg.replace(seed=seed, data_seed=seed)
+def train_parallel(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int],
+                   workdir: Optional[str], log: Callable[[str], None],
+                   modes: Optional[Sequence[str]] = None,
+                   data_seed: Optional[int] = None) -> list[dict]:
+  """The seeds as replicas of one vmapped program (:func:`sgan_jax.seeds.train_seeds`),
+  each writing the files of its sequential run except checkpoints and sample grids."""
+  t0 = time.time()
+  cfgs = [cfg.for_seed(s, data_seed) for s in seeds]
+  wds = [os.path.join(workdir, f"seed_{s}") if workdir else None for s in seeds]
+  runs = [start_run(c, ds, sp, wd, log) for c, sp, wd in
+          zip(cfgs, seeds_lib.replica_splits(ds, cfg, seeds, data_seed), wds)]
+  for mode in modes_of(cfg, modes):
+    out = seeds_lib.train_seeds(cfg, ds, seeds, mode, log, data_seed)
+    for r, (run, wd) in enumerate(zip(runs, wds)):
+      run[mode] = {**out["summaries"][r], "parallel_seeds": len(seeds)}
+      if wd:
+        rundir.MetricsLog(wd, mode).rewrite(out["histories"][r])
+      finish_mode(wd, mode, jax.tree.map(lambda a: a[r], out["states"]), out["splits"][r])
+  for run, wd in zip(runs, wds):
+    run["wall_s"] = round(time.time() - t0, 2)  # the replicas' shared wall time
+    if wd:
+      rundir.write_json(os.path.join(wd, "summary.json"), run)
+  return runs
 
 
 def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
               log: Callable[[str], None] = print, fresh: bool = False,
-              modes: Optional[Sequence[str]] = None) -> dict:
-  """Runs ``train_and_evaluate`` per seed (each seed its own labeled subset) and aggregates."""
-  ds = load_data(cfg)
-  per_seed = []
-  for s in seeds:
-    c = for_seed(cfg, s)
-    wd = os.path.join(workdir, f"seed_{s}") if workdir else None
-    per_seed.append(train_and_evaluate(c, wd, ds, log, fresh, modes))
+              modes: Optional[Sequence[str]] = None, parallel: bool = False,
+              data_seed: Optional[int] = None, dataset: Optional[data_lib.Dataset] = None) -> dict:
+  """Runs every seed (:meth:`Config.for_seed`; one after another, or ``parallel`` as
+  vmapped replicas) and aggregates the reported test errors."""
+  ds = dataset if dataset is not None else load_data(cfg)
+  if parallel:
+    if fresh:
+      raise SganError("--fresh moves checkpoints aside; parallel seeds write none. Drop --fresh "
+                      "or --parallel_seeds.")
+    per_seed = train_parallel(cfg, ds, seeds, workdir, log, modes, data_seed)
+  else:
+    per_seed = [train_and_evaluate(cfg.for_seed(s, data_seed),
+                                   os.path.join(workdir, f"seed_{s}") if workdir else None,
+                                   ds, log, fresh, modes) for s in seeds]
   agg = {"config": cfg.name, "seeds": list(seeds), "runs": per_seed}
   for mode in ("sgan", "supervised"):
-    errs = [headline_err(r[mode]) for r in per_seed if mode in r]
+    errs = [evaluation.headline_err(r[mode]) for r in per_seed if mode in r]
     if errs:
       agg[mode] = {"test_err_mean": float(np.mean(errs)), "test_err_std": float(np.std(errs)),
                    "test_errs": errs}
   if workdir:
-    _write_json(os.path.join(workdir, "summary.json"), agg)
+    rundir.write_json(os.path.join(workdir, "summary.json"), agg)
   return agg
 
 
@@ -142,7 +160,7 @@ def format_report(agg: dict) -> str:
     parts = [f"seed {r['seed']}:"]
     for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):
       if mode in r:
-        parts.append(f"{name} test acc {100 * (1 - headline_err(r[mode])):.2f}%")
+        parts.append(f"{name} test acc {100 * (1 - evaluation.headline_err(r[mode])):.2f}%")
     parts.append(f"({r['wall_s']:.0f}s)")
     lines.append("  " + "  ".join(parts))
   for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):

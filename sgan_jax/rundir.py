@@ -1,0 +1,121 @@
+"""What a run writes besides checkpoints: metrics JSONL, JSON records, sample grids,
+TensorBoard scalars and the progress lines.
+
+Writes are atomic (a temporary file renamed into place), so a reader or a kill never sees
+half a file, and only the primary process writes when several train together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Optional, Sequence
+
+from sgan_jax import images, tblog
+from sgan_jax.sharding import is_primary
+
+
+def atomic_write(path: str, payload: bytes) -> None:
+  if not is_primary():
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(payload)
+  os.replace(tmp, path)
+
+
+def write_json(path: str, obj) -> None:
+  atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+class MetricsLog:
+  """``<workdir>/metrics_<mode>.jsonl``: one record per evaluated epoch; a no-op without a
+  workdir. The checkpoint records how many lines are its own (``n_history``), so a resumed
+  or rolled-back run rewrites the file to that prefix and has no duplicates."""
+
+  def __init__(self, workdir: Optional[str], mode: str):
+    self.workdir, self.mode = workdir, mode
+    self.path = os.path.join(workdir, f"metrics_{mode}.jsonl") if workdir else None
+
+  def rewrite(self, records: Sequence[dict]) -> None:
+    if self.path:
+      atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+  def append(self, record: dict) -> None:
+    if self.path and is_primary():
+      with open(self.path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+  def abandon(self, records: Sequence[dict], rollback: int) -> None:
+    """Keeps a rolled-back branch's records in ``metrics_<mode>_abandoned.jsonl``."""
+    if self.path and is_primary():
+      with open(os.path.join(self.workdir, f"metrics_{self.mode}_abandoned.jsonl"), "a") as f:
+        f.writelines(json.dumps({**r, "rollback": rollback}) + "\n" for r in records)
+
+  def history_at(self, meta: dict, log: Callable[[str], None]) -> list:
+    """The records a checkpoint had written: the first ``n_history`` of the file."""
+    n = meta["n_history"]
+    recs = []
+    if self.path and os.path.exists(self.path):
+      with open(self.path) as f:
+        for line in f:
+          if len(recs) == n:
+            break
+          try:
+            recs.append(json.loads(line))
+          except json.JSONDecodeError:
+            break  # a line cut by a kill: everything after it is newer than the checkpoint
+    if len(recs) < n:
+      log(f"[warning] {self.path} has {len(recs)} of the checkpoint's {n} metric records; "
+          "the missing ones are lost (training state is unaffected)")
+      last = meta.get("last_record")
+      if last is not None and (not recs or recs[-1] != last):
+        recs.append(last)
+    return recs
+
+
+def save_samples(workdir: str, epoch: int, grid, pixel_range: str) -> None:
+  """``<workdir>/samples/epoch_<e>.png``: a 10x10 grid of generated examples."""
+  if is_primary():
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    lo = -1.0 if pixel_range == "-1,1" else 0.0
+    images.save_grid(os.path.join(workdir, "samples", f"epoch_{epoch:04d}.png"), grid, rows=10,
+                     value_range=(lo, 1.0))
+
+
+def tensorboard(workdir: Optional[str], mode: str, enabled: bool):
+  """A TensorBoard scalar writer for ``<workdir>/tb/<mode>``, or None."""
+  if workdir and enabled and is_primary():
+    return tblog.SummaryWriter(os.path.join(workdir, "tb", mode))
+  return None
+
+
+def _fmt_time(s: float) -> str:
+  s = int(s)
+  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def speed_text(iters: int, dt: float, epochs_left: int, compiled: bool) -> str:
+  """Progress text for an epoch block of ``iters`` iterations that took ``dt`` seconds.
+
+  The ETA assumes the rest runs at this block's speed, not the run's mean: a run that
+  shared its cores for a while would otherwise report an ETA several times too long.
+  A block that included compilation (``compiled``) says so instead.
+  """
+  if compiled or dt <= 0:
+    return f"compiled+ran in {dt:.1f}s"
+  return f"{iters / dt:.1f} it/s, ETA {_fmt_time(epochs_left * dt)}"
+
+
+def epoch_line(rec: dict, epochs: int, speed: str, mets: dict, task: str) -> str:
+  """The log line of an evaluated epoch: progress, losses, validation and test error."""
+  losses_txt = " ".join(f"{k}={v:.4f}" for k, v in mets.items() if k.startswith("loss"))
+  if task == "regression":
+    name, fmt = "rmse", (lambda e: f"{e:.4f}")
+  else:
+    name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
+  val = rec["val_err"]
+  val_txt = f" val_{name}={fmt(val)}" if val is not None else ""
+  return (f"[{rec['mode']}] epoch {rec['epoch']}/{epochs} step {rec['step']} | {speed} | "
+          f"{losses_txt} |{val_txt} test_{name}={fmt(rec['test_err'])} "
+          f"(live weights {fmt(rec['test_err_live'])})")
