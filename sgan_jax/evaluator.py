@@ -20,6 +20,7 @@ import numpy as np
 
 from sgan_jax import data as data_lib
 from sgan_jax import metrics
+from sgan_jax import state as state_lib
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
@@ -37,7 +38,7 @@ def reference_config(ds: data_lib.Dataset, epochs: int = 10, seed: int = 12345) 
 class ReferenceClassifier:
   """``features(x) -> (N, F)``, ``probs(x) -> (N, K)``, ``accuracy(x, y)`` on images ``x``."""
 
-  def __init__(self, models: train_lib.Models, variables: dict):
+  def __init__(self, models: state_lib.Models, variables: dict):
     self.models, self.variables = models, variables
     disc = models.disc
 
@@ -82,7 +83,7 @@ def fit_or_load(ds: data_lib.Dataset, path: str, epochs: int = 10,
   """Loads the classifier cached at ``path`` (msgpack + ``.json``), or trains and saves it."""
   cfg = reference_config(ds, epochs)
   meta_path = path + ".json"
-  m = train_lib.build_models(cfg, tuple(ds.x_train.shape[1:]), ds.num_classes, 1)
+  m = state_lib.build_models(cfg, tuple(ds.x_train.shape[1:]), ds.num_classes, 1)
   if os.path.exists(path) and os.path.exists(meta_path):
     with open(meta_path) as f:
       meta = json.load(f)

@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgan_jax import images
-from sgan_jax import train as train_lib
-from sgan_jax.config import Config, from_dict
+from sgan_jax import state as state_lib
+from sgan_jax.sharding import to_host
+from sgan_jax.config import Config, from_stored
 from sgan_jax.errors import SganError
 
 
-def make_sampler(m: train_lib.Models):
+def make_sampler(m: state_lib.Models):
   """Jitted ``(g_vars, key, n, labels) -> (n, *shape)`` samples in inference mode.
 
   ``labels``: ``(n,)`` class ids for a conditional generator, else None. Batch norm
@@ -35,19 +36,19 @@ def make_sampler(m: train_lib.Models):
 
   def sample(g_vars, key, labels=None, n=None):
     n = labels.shape[0] if labels is not None else n
-    z = train_lib.sample_z(key, n, m.cfg.latent_dim)
+    z = state_lib.sample_z(key, n, m.cfg.latent_dim)
     return m.gen.apply(g_vars, z, labels, train=False)
 
   return jax.jit(sample, static_argnames="n")
 
 
-def generator_bytes(state: train_lib.TrainState) -> bytes:
+def generator_bytes(state: state_lib.TrainState) -> bytes:
   """The generator's parameters and batch-norm statistics as flax msgpack."""
   return flax.serialization.to_bytes(
-      jax.tree.map(train_lib.to_host, {"params": state.g_params, **state.g_state}))
+      jax.tree.map(to_host, {"params": state.g_params, **state.g_state}))
 
 
-def save_generator(workdir: str, state: train_lib.TrainState, example_shape: tuple,
+def save_generator(workdir: str, state: state_lib.TrainState, example_shape: tuple,
                    num_classes: int) -> None:
   with open(os.path.join(workdir, "generator.msgpack"), "wb") as f:
     f.write(generator_bytes(state))
@@ -55,7 +56,7 @@ def save_generator(workdir: str, state: train_lib.TrainState, example_shape: tup
     json.dump({"example_shape": list(example_shape), "num_classes": int(num_classes)}, f)
 
 
-def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.Models, dict]:
+def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[state_lib.Models, dict]:
   """``(models, g_vars)`` of a finished run folder (``seed_<s>`` of an experiment).
 
   ``checkpoint``: ``"final"`` (``generator.msgpack``, the last epoch), ``"best"`` (the
@@ -66,7 +67,7 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   if checkpoint != "final":
     state = checkpoint_state(m, run_dir, checkpoint)
     return m, {"params": state.g_params, **state.g_state}
-  c = train_lib.sample_classes(m, jax.random.key(0), 2)
+  c = state_lib.sample_classes(m, jax.random.key(0), 2)
   template = m.gen.init(jax.random.key(0), jnp.zeros((2, m.cfg.latent_dim)), c, train=False)
   with open(generator_path, "rb") as f:
     try:
@@ -77,7 +78,7 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[train_lib.M
   return m, g_vars
 
 
-def run_models(run_dir: str) -> tuple[train_lib.Models, str]:
+def run_models(run_dir: str) -> tuple[state_lib.Models, str]:
   """The models of a finished run folder and the path of its final generator."""
   paths = {k: os.path.join(run_dir, k) for k in ("config.json", "model.json", "generator.msgpack")}
   missing = [k for k, p in paths.items() if not os.path.exists(p)]
@@ -85,14 +86,14 @@ def run_models(run_dir: str) -> tuple[train_lib.Models, str]:
     raise SganError(f"{run_dir} has no {', '.join(missing)}: pass the seed folder of a "
                     "finished SGAN run (e.g. runs/mnist_cond/seed_1).")
   with open(paths["config.json"]) as f:
-    cfg = from_dict(json.load(f))
+    cfg = from_stored(json.load(f))
   with open(paths["model.json"]) as f:
     info = json.load(f)
-  m = train_lib.build_models(cfg, tuple(info["example_shape"]), info["num_classes"], 1)
+  m = state_lib.build_models(cfg, tuple(info["example_shape"]), info["num_classes"], 1)
   return m, paths["generator.msgpack"]
 
 
-def checkpoint_state(m: train_lib.Models, run_dir: str, which) -> train_lib.TrainState:
+def checkpoint_state(m: state_lib.Models, run_dir: str, which) -> state_lib.TrainState:
   """The training state of a kept checkpoint of a run folder, on one device.
 
   ``m``: the run's models (:func:`run_models`); ``which``: "best" or an epoch number.
@@ -117,7 +118,7 @@ def checkpoint_state(m: train_lib.Models, run_dir: str, which) -> train_lib.Trai
       raise SganError(f"checkpoint must be 'final', 'best' or an epoch number, got {which!r}.")
     if epoch not in kept:
       raise SganError(f"Epoch {epoch} is not among the kept checkpoints {kept} in {cdir}.")
-    template = train_lib.init_state(m, jax.random.key(0), jnp.zeros((2, *m.example_shape)))
+    template = state_lib.init_state(m, jax.random.key(0), jnp.zeros((2, *m.example_shape)))
     files = {"lab_idx": "labeled_indices.npy", "val_idx": "val_indices.npy"}
     extra = {k: np.load(os.path.join(run_dir, f)).astype(np.int64) for k, f in files.items()}
     state, _ = ck.restore(epoch, template, extra,
@@ -133,7 +134,7 @@ def to_uint8(x: np.ndarray, pixel_range: str) -> np.ndarray:
   return np.clip(np.round((np.asarray(x) - lo) / (1.0 - lo) * 255), 0, 255).astype(np.uint8)
 
 
-def sample_per_class(m: train_lib.Models, g_vars, per_class: int, seed: int = 0,
+def sample_per_class(m: state_lib.Models, g_vars, per_class: int, seed: int = 0,
                      batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
   """``per_class`` samples of every class: ``x (K * per_class, *shape)``, ``y (K * per_class,)``."""
   if not m.cfg.conditional:

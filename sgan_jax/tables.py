@@ -1,5 +1,8 @@
 """Paper tables: one command per table, over label counts x seeds, resumable.
 
+Running lives here; reading runs back into tables, merging and plotting in
+:mod:`sgan_jax.reports`.
+
 A :class:`Table` names the label counts of its cells and the published numbers beside
 them. :func:`run_table` trains every (label count, seed) cell with
 :func:`sgan_jax.experiment.train_and_evaluate` in ``<root>/labels_<n>/seed_<s>/`` (each
@@ -17,44 +20,28 @@ larger epoch budget continues the existing runs. It writes
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import os
-import re
-import textwrap
 import time
 from typing import Callable, Optional, Sequence
 
-import numpy as np
-
 from sgan_jax import data as data_lib
-from sgan_jax import experiment
-from sgan_jax.config import Config, from_dict
-from sgan_jax.errors import SganError
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-  name: str
-  title: str
-  labels: tuple[int, ...]          # total labeled examples per cell (balanced over classes)
-  published: dict                  # label count -> published text, e.g. "93 ± 6.5 errors"
-  source: str                      # the paper and table the published column comes from
-  modes: tuple[str, ...] = ("sgan", "supervised")
-  unit: str = "%"                  # "%" or "errors" (count on the test set, as in the paper)
+from sgan_jax import evaluation, experiment
+from sgan_jax.config import CELL, Config, fields_with
+from sgan_jax.reports import Table, aggregate, plot_run_curves, write_outputs
 
 
 # Config fields every cell sets from its (label count, seed), whatever the base config says;
 # overriding them for a whole table would be silently undone (the CLI refuses them).
-CELL_FIELDS = experiment.SEED_FIELDS + ("labels_per_class", "num_labeled", "label_rate")
+CELL_FIELDS = fields_with(CELL)
 
 
 def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
-                epochs: Optional[int]) -> Config:
+                epochs: Optional[int], data_seed: Optional[int] = None) -> Config:
   """The config of one (label count, seed) cell: ``n_labels // K`` per class when ``K``
   divides ``n_labels`` (the reference's rule), else ``num_labeled=n_labels`` (as balanced
-  as the count allows); the seed chooses the parameters and the labeled subset."""
+  as the count allows); the seed chooses the parameters and, unless ``data_seed`` fixes
+  one subset for every seed, the labeled subset (:meth:`Config.for_seed`)."""
   if n_labels % num_classes:
     kw = dict(labels_per_class=None, num_labeled=n_labels)
   else:
@@ -64,7 +51,7 @@ def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
     kw["epochs"] = epochs
     if base.baseline_epochs:
       kw["baseline_epochs"] = min(base.baseline_epochs, epochs)
-  return experiment.for_seed(base.replace(**kw), seed)
+  return base.replace(**kw).for_seed(seed, data_seed)
 
 
 def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
@@ -81,15 +68,18 @@ def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
 
 def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
               epochs: Optional[int] = None, dataset: Optional[data_lib.Dataset] = None,
-              labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print) -> dict:
-  """Trains (or reads back) every cell and writes the table files; returns the results."""
+              labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
+              data_seed: Optional[int] = None) -> dict:
+  """Trains (or reads back) every cell and writes the table files; returns the results.
+  ``data_seed``: one labeled subset (and validation split) for every seed of a cell, which
+  then varies only the training seed; the table's title says "one subset"."""
   ds = dataset if dataset is not None else experiment.load_data(base)
   labels = tuple(labels or table.labels)
   rows = []
   cells = [(n, s) for n in labels for s in seeds]
   t0 = time.time()
   for i, (n, s) in enumerate(cells):
-    cfg = cell_config(base, n, ds.num_classes, s, epochs)
+    cfg = cell_config(base, n, ds.num_classes, s, epochs, data_seed)
     wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
     summary = _finished(wd, cfg, table.modes)
     log(f"[table {table.name}] cell {i + 1}/{len(cells)}: {n} labels, seed {s} "
@@ -99,7 +89,7 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
     for mode in table.modes:
       r = summary[mode]
       rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
-                   "test_err": experiment.headline_err(r), "final_test_err": r["final_test_err"],
+                   "test_err": evaluation.headline_err(r), "final_test_err": r["final_test_err"],
                    "best_val_err": r.get("best_val_err"), "best_val_epoch": r.get("best_val_epoch"),
                    "epochs": r["epochs"], "train_s": r["train_s"], "wall_s": r["wall_s"],
                    "num_test": summary["num_test"], "selection": summary["selection"]})
@@ -107,322 +97,10 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
       plot_run_curves(wd, table.modes)
     except ImportError:
       pass
-  result = {"table": table.name, "title": table.title, "source": table.source,
+  title = table.title + (f" (one subset: data_seed={data_seed} for every seed)"
+                         if data_seed is not None else "")
+  result = {"table": table.name, "title": title, "source": table.source,
             "seeds": list(seeds), "labels": list(labels), "rows": rows,
             "cells": aggregate(rows)}
   write_outputs(table, result, root)
   return result
-
-
-def train_seconds_to(records: Sequence[dict], budget: int) -> float:
-  """Training time to epoch ``budget``: its step count over the run's steady-state speed.
-
-  ``wall_s`` restarts with each resumed process, so it cannot be used across resumes. A
-  record with no measured speed (the first chunk of a process, whose time includes
-  compilation) falls back to its ``wall_s``: that process ran from its start to this
-  evaluation, compilation included; NaN if neither is recorded."""
-  at = next(r for r in records if r["epoch"] == budget)
-  if at.get("it_per_s"):
-    return at["step"] / at["it_per_s"]
-  return float(at["wall_s"]) if at.get("wall_s") is not None else float("nan")
-
-
-def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
-  """The record training would have selected had it stopped after ``budget`` epochs.
-
-  Same rule as :func:`sgan_jax.train.train`: the first epoch with the lowest validation
-  error. Exact for a shorter budget only when nothing in the run depends on its length
-  (a constant learning rate: ``lr_decay_epochs=0``), which the caller must check.
-  Returns ``None`` when the run has no evaluation at epoch ``budget`` (not reached, or
-  ``eval_every`` skips it: a run stopped there would have evaluated it).
-  """
-  within = [r for r in records if r["epoch"] <= budget and r.get("val_err") is not None]
-  if not within or within[-1]["epoch"] != budget:
-    return None
-  best = within[0]
-  for r in within[1:]:
-    if r["val_err"] < best["val_err"]:
-      best = r
-  return best
-
-
-def _num_test(run_dir: str) -> Optional[int]:
-  """The test-set size a run recorded: ``data.json`` (written when it starts) or, for runs
-  from before that file, ``summary.json`` (written when it finishes); None if neither."""
-  for name in ("data.json", "summary.json"):
-    path = os.path.join(run_dir, name)
-    if os.path.exists(path):
-      with open(path) as f:
-        n = json.load(f).get("num_test")
-      if n is not None:
-        return int(n)
-  return None
-
-
-def _check_one_test_set(rows: Sequence[dict]) -> None:
-  unknown = sorted({(r["labels"], r["seed"]) for r in rows if r["num_test"] is None})
-  if unknown:
-    raise SganError(f"The runs for (labels, seed) {unknown} record no test-set size (neither "
-                    "data.json nor summary.json); rerun their table command once to resume "
-                    "them, which writes data.json.")
-  if len({r["num_test"] for r in rows}) > 1:
-    raise SganError("The cells were tested on test sets of different sizes "
-                    f"({sorted({r['num_test'] for r in rows})}); they do not belong in one table.")
-
-
-def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
-                     labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
-                     out: Optional[str] = None) -> dict:
-  """The table as it stood at a common epoch ``budget``, from runs of any length >= it.
-
-  Reads every ``labels_<n>/seed_<s>`` run's metrics (nothing is trained or written into
-  the runs) and takes the record training would have selected after ``budget`` epochs
-  (:func:`selected_within`). Runs that decay their learning rate are refused (a shorter
-  budget is not a prefix of them); runs that have not reached the budget are skipped and
-  named in the log. Writes the table files into ``out`` (default ``<root>/budget_<N>``).
-  """
-  labels = tuple(labels or table.labels)
-  rows = []
-  for n in labels:
-    for s in seeds:
-      wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
-      try:
-        with open(os.path.join(wd, "config.json")) as f:
-          cfg = from_dict(json.load(f))
-      except OSError:
-        log(f"[skip] {wd}: no run folder")
-        continue
-      num_test = _num_test(wd)
-      if cfg.lr_decay_epochs:
-        raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
-                        "a shorter budget is not a prefix of that run. Report its own budget.")
-      for mode in table.modes:
-        path = os.path.join(wd, f"metrics_{mode}.jsonl")
-        recs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
-        sel = selected_within(recs, budget)
-        if sel is None:
-          log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {budget} "
-              f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
-          continue
-        at = next(r for r in recs if r["epoch"] == budget)
-        train_s = train_seconds_to(recs, budget)
-        rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
-                     "test_err": sel["test_err"], "final_test_err": at["test_err"],
-                     "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
-                     "epochs": budget, "train_s": train_s, "wall_s": train_s,
-                     "num_test": num_test, "selection": "validation"})
-  if not rows:
-    raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
-  _check_one_test_set(rows)
-  result = {"table": table.name, "title": table.title + f" (at a {budget}-epoch budget)",
-            "source": table.source, "seeds": list(seeds), "labels": list(labels),
-            "budget": budget, "rows": rows, "cells": aggregate(rows)}
-  write_outputs(table, result, out or os.path.join(root, f"budget_{budget}"))
-  return result
-
-
-def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> dict:
-  """One table from cells reported in different places, e.g. each at its largest budget.
-
-  ``parts`` pairs a label count with a folder holding a ``results.json`` this table
-  wrote (a :func:`run_table` root or a ``budget_<N>`` report); the cell's rows are taken
-  from it unchanged, so each row keeps its own epoch budget (the ``epochs`` column names
-  them all). Writes the table files into ``out``, which may hold an earlier merge but
-  not a source or any other table.
-  """
-  prev = os.path.join(out, "results.json")
-  if any(os.path.realpath(src) == os.path.realpath(out) for _, src in parts):
-    raise SganError(f"{out} is one of the sources; write the merged table to a new folder.")
-  if os.path.exists(prev):
-    try:
-      with open(prev) as f:
-        merged_before = "sources" in json.load(f)
-    except ValueError:
-      merged_before = False
-    if not merged_before:
-      raise SganError(f"{out} already holds a table that is not a merge ({prev}); write the "
-                      "merged table to a new folder.")
-  rows, sources = [], {}
-  for n, src in parts:
-    if n in sources:
-      raise SganError(f"{n} labels are given twice ({sources[n]} and {src}); give each cell once.")
-    path = os.path.join(src, "results.json")
-    try:
-      with open(path) as f:
-        res = json.load(f)
-    except (OSError, ValueError) as e:
-      raise SganError(f"Cannot read {path} ({e}); point at a folder a table run or "
-                      "--report_budget wrote.") from None
-    if res.get("table") != table.name:
-      raise SganError(f"{path} is table {res.get('table')!r}, not {table.name!r}.")
-    cell = [r for r in res["rows"] if r["labels"] == n]
-    if not cell:
-      raise SganError(f"{path} has no {n}-label cell; it has {sorted({r['labels'] for r in res['rows']})}.")
-    rows += cell
-    sources[n] = src
-  _check_one_test_set(rows)
-  labels = sorted(sources)
-  budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
-                       for n in labels)
-  result = {"table": table.name, "title": table.title + f" (epochs per cell: {budgets})",
-            "source": table.source, "seeds": sorted({r["seed"] for r in rows}), "labels": labels,
-            "sources": {str(n): sources[n] for n in labels}, "rows": rows,
-            "cells": aggregate(rows)}
-  write_outputs(table, result, out)
-  return result
-
-
-def aggregate(rows: list[dict]) -> list[dict]:
-  """Mean/std per (labels, mode) of the selected and of the last-epoch test error."""
-  out = []
-  for n in sorted({r["labels"] for r in rows}):
-    for mode in sorted({r["mode"] for r in rows}):
-      sel = [r for r in rows if r["labels"] == n and r["mode"] == mode]
-      if sel:
-        errs = [r["test_err"] for r in sel]
-        last = [r["final_test_err"] for r in sel]
-        out.append({"labels": n, "mode": mode, "n_seeds": len(errs),
-                    "test_err_mean": float(np.mean(errs)), "test_err_std": float(np.std(errs)),
-                    "test_errs": errs,
-                    "final_test_err_mean": float(np.mean(last)),
-                    "final_test_err_std": float(np.std(last)),
-                    "epochs": sorted({r["epochs"] for r in sel}),
-                    "num_test": sel[0]["num_test"],
-                    "train_s_total": float(sum(r["train_s"] for r in sel))})
-  return out
-
-
-def _fmt(c: dict, unit: str, key: str = "test_err") -> str:
-  mean, std = c[key + "_mean"], c[key + "_std"]
-  if unit == "errors":
-    return f"{mean * c['num_test']:.0f} ± {std * c['num_test']:.0f}"
-  return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def markdown(table: Table, result: dict) -> str:
-  cells = result["cells"]
-  unit = "test errors (of %d)" % cells[0]["num_test"] if table.unit == "errors" else "test error %"
-  # The last epoch's error (no selection) sits beside the validation-selected one: with a
-  # small validation set the selection can pick an early epoch, and the papers report the
-  # end of training.
-  last = "sgan" in table.modes
-  head = f"| labels | " + " | ".join(
-      {"sgan": "SGAN (ours)", "supervised": "supervised-only (ours)"}[m] for m in table.modes)
-  if last:
-    head += " | SGAN (ours), last epoch"
-  lines = [f"**{result['title']}**: {unit}, mean ± std over seeds {result['seeds']}; "
-           f"model selected on validation, reported on test"
-           + ("; 'last epoch' is the final epoch's test error, unselected." if last else "."),
-           "", head + " | published | seeds | epochs |",
-           "|---" * (len(table.modes) + 4 + last) + "|"]
-  for n in result["labels"]:
-    mine = {c["mode"]: c for c in cells if c["labels"] == n}
-    if not mine:
-      continue
-    ep = sorted({e for c in mine.values() for e in c["epochs"]})
-    vals = [(_fmt(mine[m], table.unit) if m in mine else "-") for m in table.modes]
-    if last:
-      vals.append(_fmt(mine["sgan"], table.unit, "final_test_err") if "sgan" in mine else "-")
-    lines.append(f"| {n} | " + " | ".join(vals) + f" | {table.published.get(n, '-')} | "
-                 f"{max(c['n_seeds'] for c in mine.values())} | {'/'.join(map(str, ep))} |")
-  lines += ["", f"Published column: {result['source']}."]
-  return "\n".join(lines) + "\n"
-
-
-def write_outputs(table: Table, result: dict, root: str) -> None:
-  os.makedirs(root, exist_ok=True)
-  with open(os.path.join(root, "results.json"), "w") as f:
-    json.dump(result, f, indent=1)
-  with open(os.path.join(root, "results.csv"), "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(result["rows"][0]))
-    w.writeheader()
-    w.writerows(result["rows"])
-  with open(os.path.join(root, "table.md"), "w") as f:
-    f.write(markdown(table, result))
-  try:
-    plot_error_vs_labels(table, result, os.path.join(root, "error_vs_labels.png"))
-  except ImportError:
-    pass
-
-
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
-def published_errors(table: Table, num_test: int) -> dict:
-  """``{labels: (mean %, std %)}`` for the published cells written as ``"m ± s"`` (in the
-  table's unit); cells in words are left out."""
-  out = {}
-  for n, text in table.published.items():
-    m = re.fullmatch(r"\s*([\d.]+)\s*±\s*([\d.]+)\s*%?\s*", str(text))
-    if m:
-      scale = 100.0 / num_test if table.unit == "errors" else 1.0
-      out[n] = (float(m.group(1)) * scale, float(m.group(2)) * scale)
-  return out
-
-
-def plot_error_vs_labels(table: Table, result: dict, path: str) -> None:
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4.2))
-  for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):
-    cs = [c for c in result["cells"] if c["mode"] == mode]
-    if cs:
-      ax.errorbar([c["labels"] for c in cs], [100 * c["test_err_mean"] for c in cs],
-                  yerr=[100 * c["test_err_std"] for c in cs], marker="o", capsize=4,
-                  label=f"{name} (ours)")
-  pub = published_errors(table, result["cells"][0]["num_test"]) if result["cells"] else {}
-  if pub:
-    ns = sorted(pub)
-    ax.errorbar(ns, [pub[n][0] for n in ns], yerr=[pub[n][1] for n in ns], marker="s",
-                capsize=4, linestyle="--", color="gray", label="published")
-  ax.set_xscale("log")
-  ax.set_yscale("log")
-  ax.set_xticks(list(result["labels"]))
-  ax.set_xticklabels([str(n) for n in result["labels"]])
-  ax.minorticks_off()
-  ax.set_xlabel("labeled examples")
-  ax.set_ylabel("test error (%)")
-  ax.set_title(textwrap.fill(result["title"], 60), fontsize=9)
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]:
-  """``curves.png`` in a run folder: validation/test error and losses against epoch."""
-  recs = {}
-  for mode in modes:
-    p = os.path.join(run_dir, f"metrics_{mode}.jsonl")
-    if os.path.exists(p):
-      with open(p) as f:
-        recs[mode] = [json.loads(line) for line in f if line.strip()]
-  if not recs:
-    return None
-  plt = _pyplot()
-  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-  for mode, rs in recs.items():
-    ep = [r["epoch"] for r in rs]
-    a1.plot(ep, [100 * r["test_err"] for r in rs], label=f"{mode} test")
-    if rs and rs[0].get("val_err") is not None:
-      a1.plot(ep, [100 * r["val_err"] for r in rs], "--", label=f"{mode} validation")
-    for k in sorted({k for r in rs for k in r if k.startswith("loss")}):
-      a2.plot(ep, [r.get(k, np.nan) for r in rs], label=f"{mode} {k}")
-  a1.set_yscale("log")
-  a1.set_xlabel("epoch")
-  a1.set_ylabel("error (%), averaged weights")
-  a2.set_xlabel("epoch")
-  a2.set_ylabel("loss (epoch mean)")
-  a2.set_yscale("symlog", linthresh=1e-2)
-  for a in (a1, a2):
-    a.grid(True, alpha=0.3)
-    a.legend(fontsize=7)
-  fig.tight_layout()
-  path = os.path.join(run_dir, "curves.png")
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path

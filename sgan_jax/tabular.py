@@ -292,7 +292,7 @@ def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
   target's units (regression). The reported number is the test metric at the epoch with
   the best validation metric.
   """
-  from sgan_jax import train as train_lib
+  from sgan_jax import evaluation, train as train_lib
   scale = pre.y_std if pre.task == "regression" else 1.0
   results = {}
   if out_dir:
@@ -310,7 +310,7 @@ def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
     results[mode] = s
     if out_dir:
       with open(os.path.join(out_dir, f"model_{mode}.msgpack"), "wb") as f:
-        f.write(train_lib.classifier_bytes(out["state"]))
+        f.write(evaluation.classifier_bytes(out["state"]))
   if out_dir:
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
       json.dump({"task": pre.task, "metric": "rmse" if pre.task == "regression" else "error",
@@ -323,13 +323,14 @@ def load_predictor(model_dir: str, mode: str = "sgan"):
   import flax.serialization
   import jax
   import jax.numpy as jnp
-  from sgan_jax import train as train_lib
-  from sgan_jax.config import from_dict
+  from sgan_jax import evaluation, step
+  from sgan_jax.config import from_stored
+  from sgan_jax.state import build_models
   try:
     with open(os.path.join(model_dir, "preprocess.json")) as f:
       pre = Preprocessor.from_json(f.read())
     with open(os.path.join(model_dir, "config.json")) as f:
-      cfg = from_dict(json.load(f))
+      cfg = from_stored(json.load(f))
     with open(os.path.join(model_dir, f"model_{mode}.msgpack"), "rb") as f:
       blob = f.read()
   except (OSError, ValueError, TypeError) as e:
@@ -337,7 +338,7 @@ def load_predictor(model_dir: str, mode: str = "sgan"):
                     f"({type(e).__name__}: {e}); it needs preprocess.json, config.json and "
                     f"model_{mode}.msgpack as written by fit.") from e
   k = len(pre.classes) if pre.classes else 1
-  m = train_lib.build_models(cfg, (pre.dim,), k, 1)
+  m = build_models(cfg, (pre.dim,), k, 1)
   target = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(0)},
                        jnp.zeros((1, pre.dim)), train=False)
   try:
@@ -345,11 +346,11 @@ def load_predictor(model_dir: str, mode: str = "sgan"):
   except Exception as e:
     raise SganError(f"{model_dir}/model_{mode}.msgpack does not match its config "
                     f"({type(e).__name__}: {e}).") from e
-  predict = train_lib.make_predict(m)
+  predict = step.make_predict(m)
 
   def predict_fn(cols: dict) -> list:
     x = pre.transform(cols)
-    out = train_lib.predict_all(predict, variables["params"],
+    out = evaluation.predict_all(predict, variables["params"],
                                 {k_: v for k_, v in variables.items() if k_ != "params"}, x)
     return pre.decode(out)
 

@@ -27,8 +27,7 @@ from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data as data_lib
 from sgan_jax import evaluation, guards, memory, objectives, rundir, step
 from sgan_jax.config import Config, check_mode
-from sgan_jax.errors import SganError
-from sgan_jax.sharding import is_primary, make_mesh, place, to_host
+from sgan_jax.sharding import make_mesh, place, to_host
 from sgan_jax.state import initial_state
 
 

@@ -6,11 +6,11 @@ global mean pool), deconv G (512/256/128) with a tanh weight-normalised output; 
 feature matching; Adam(3e-4, b1=0.5); lr * min(3 - epoch/400, 1) over 1,200 epochs.
 5,000 training images held out for model selection.
 
-  python experiments/run_table.py cifar10_fm --seeds 1,2,3   # needs TFDS cifar10 (network)
+  sgan-jax table cifar10_fm --seeds 1,2,3   # needs TFDS cifar10 (network)
 """
 
 from sgan_jax.config import Config
-from sgan_jax.tables import Table
+from sgan_jax.reports import Table
 
 TABLE = Table(
     name="cifar10_fm", title="CIFAR-10, feature matching (Salimans et al. 2016)",

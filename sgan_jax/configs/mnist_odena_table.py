@@ -9,12 +9,12 @@ b1=0.5), generator loss = non-saturating fake loss + feature matching. 25 labels
 multiple of 10: that cell is as balanced as 25 allows (five classes with 3 labels, five
 with 2; which five is drawn from the seed, ``num_labeled``).
 
-  python experiments/run_table.py mnist_odena_table --seeds 1,2,3 --epochs 20 \
+  sgan-jax table mnist_odena_table --seeds 1,2,3 --epochs 20 \
       --set dataset=../shared/datasets/mnist.npz
 """
 
 from sgan_jax.config import Config
-from sgan_jax.tables import Table
+from sgan_jax.reports import Table
 
 TABLE = Table(
     name="mnist_odena", title="MNIST, K+1 DCGAN-style SGAN vs the same CNN supervised (Odena 2016)",

@@ -5,11 +5,11 @@ the CIFAR architecture with 64/128 channels; L1 feature matching; Adam(3e-4, b1=
 900 epochs with a linear decay over the last 300. 5,000 training images held out for
 model selection.
 
-  python experiments/run_table.py svhn_fm --seeds 1,2,3      # needs TFDS svhn_cropped (network)
+  sgan-jax table svhn_fm --seeds 1,2,3      # needs TFDS svhn_cropped (network)
 """
 
 from sgan_jax.config import Config
-from sgan_jax.tables import Table
+from sgan_jax.reports import Table
 
 TABLE = Table(
     name="svhn_fm", title="SVHN, feature matching (Salimans et al. 2016)",

@@ -5,12 +5,12 @@ images held out for model selection (validation-selected epoch, test error repor
 and the Polyak average at rate 1e-3 instead of 1e-4, because the CPU epoch budgets used
 here (tens of epochs, not 300) are shorter than the 1e-4 average's ~17-epoch memory.
 
-  python experiments/run_table.py mnist_fm_table --seeds 1,2,3 --epochs 300 \
+  sgan-jax table mnist_fm_table --seeds 1,2,3 --epochs 300 \
       --set dataset=../shared/datasets/mnist.npz
 """
 
 from sgan_jax.config import Config
-from sgan_jax.tables import Table
+from sgan_jax.reports import Table
 
 TABLE = Table(
     name="mnist_fm", title="MNIST, feature matching (Salimans et al. 2016)",
