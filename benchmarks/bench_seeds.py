@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgan_jax import seeds as seeds_lib
-from sgan_jax import train
+from sgan_jax import data, step
+from sgan_jax import state as state_lib
 from sgan_jax.config import Config
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -39,14 +39,14 @@ def main(argv=None):
   shape = (28, 28, 1) if a.model == "mlp" else (32, 32, 3)
   cfg = Config(model=a.model, labels_per_class=10, batch_size=a.batch, num_devices=1)
   sp = synthetic_splits(shape, 10000, 0.01)
-  m = train.build_models(cfg, shape, 10, a.iters)
+  m = state_lib.build_models(cfg, shape, 10, a.iters)
   S = a.replicas
-  init = lambda s: train.init_state(m, jax.random.key(s), jnp.asarray(sp.x_unl[:500]))
-  idx = lambda s, e: train.epoch_indices(s, e, len(sp.x_lab), len(sp.x_unl), a.iters, a.batch)
+  init = lambda s: state_lib.init_state(m, jax.random.key(s), jnp.asarray(sp.x_unl[:500]))
+  idx = lambda s, e: data.epoch_indices(s, e, len(sp.x_lab), len(sp.x_unl), a.iters, a.batch)
   dd = {"x_lab": jnp.asarray(sp.x_lab), "y_lab": jnp.asarray(sp.y_lab), "x_unl": jnp.asarray(sp.x_unl)}
 
   # sequential: one replica at a time through the single-replica chunk
-  chunk = train.make_train_chunk(m)
+  chunk = step.make_train_chunk(m)
   states = [init(s) for s in range(S)]
   t0 = time.perf_counter()
   states[0], met = chunk(states[0], dd, idx(0, 0))
@@ -60,10 +60,13 @@ def main(argv=None):
   seq = S * a.reps * a.iters / (time.perf_counter() - t0)
 
   # vmapped: all replicas in one program
-  vchunk = seeds_lib.make_seeds_chunk(m)
+  vchunk = step.make_seeds_chunk(m)
   vst = jax.tree.map(lambda *xs: jnp.stack(xs), *[init(s) for s in range(S)])
-  vdd = {"x_lab": jnp.stack([dd["x_lab"]] * S), "y_lab": jnp.stack([dd["y_lab"]] * S),
-         "x_unl": dd["x_unl"]}
+  # One resident copy of the images; each replica indexes its labeled and unlabeled rows.
+  n_u, n_l = len(sp.x_unl), len(sp.x_lab)
+  rows = lambda start, n: jnp.stack([jnp.arange(start, start + n, dtype=jnp.int32)] * S)
+  vdd = {"x": jnp.concatenate([dd["x_unl"], dd["x_lab"]]), "y_lab": jnp.stack([dd["y_lab"]] * S),
+         "lab": rows(n_u, n_l), "unl": rows(0, n_u)}
   vidx = lambda e: {k: np.stack([idx(s, e)[k] for s in range(S)]) for k in ("lab", "unl", "unl2")}
   t0 = time.perf_counter()
   vst, met = vchunk(vst, vdd, vidx(0))

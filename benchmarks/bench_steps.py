@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgan_jax import data, train
+from sgan_jax import data, objectives, sharding, step
+from sgan_jax import state as state_lib
 from sgan_jax.config import Config, parse_override
 
 
@@ -116,18 +117,19 @@ def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
                compute_dtype=dtype, pixel_range="0,1", num_devices=0,
                **{**fields, **(overrides or {})})
   sp = synthetic_splits(shape, n_unl, label_rate)
-  m = train.build_models(cfg, shape, 10, iters)
-  mesh = train.make_mesh(0, batch)
+  m = state_lib.build_models(cfg, shape, 10, iters)
+  mesh = sharding.make_mesh(0, batch)
   rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  state = jax.device_put(train.init_state(m, jax.random.key(0), jnp.asarray(sp.x_unl[:500])), rep)
+  state = jax.device_put(state_lib.init_state(m, jax.random.key(0), jnp.asarray(sp.x_unl[:500])), rep)
   dd = jax.device_put({"x_lab": sp.x_lab, "y_lab": sp.y_lab, "x_unl": sp.x_unl}, rep)
-  chunk = train.make_train_chunk(m, "sgan", mesh if mesh.size > 1 else None)
-  idx = [train.epoch_indices(0, e, len(sp.x_lab), len(sp.x_unl), iters, batch)
+  chunk = step.make_train_chunk(m, "sgan", mesh if mesh.size > 1 else None)
+  idx = [data.epoch_indices(0, e, len(sp.x_lab), len(sp.x_unl), iters, batch)
          for e in range(reps + 1)]
   # FLOPs of one iteration from its own compiled program: XLA's cost analysis counts a
   # scan (while-loop) body once, not once per iteration.
   b = lambda a: a[:batch]
-  one = jax.jit(lambda st, xl, yl, xu, xu2: train.train_iteration(m, st, xl, yl, xu, xu2))
+  obj = objectives.make_objective(cfg)
+  one = jax.jit(lambda st, xl, yl, xu, xu2: step.train_iteration(m, obj, st, xl, yl, xu, xu2))
   cost = one.lower(state, b(dd["x_unl"]), jnp.zeros((batch,), jnp.int32), b(dd["x_unl"]),
                    b(dd["x_unl"])).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -19,9 +19,9 @@ import sys
 
 import numpy as np
 
-from sgan_jax.config import from_dict
+from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
-from sgan_jax.tables import selected_within, train_seconds_to
+from sgan_jax.reports import selected_within, train_seconds_to
 
 
 def main(argv=None) -> int:
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
       return 2
     for sd in seed_dirs:
       try:
-        cfg = from_dict(json.load(open(os.path.join(sd, "config.json"))))
+        cfg = from_stored(json.load(open(os.path.join(sd, "config.json"))))
         recs = [json.loads(l) for l in open(os.path.join(sd, "metrics_sgan.jsonl"))]
       except (OSError, ValueError, SganError) as e:
         print(f"[skip] {sd}: unreadable run folder ({e})", file=sys.stderr)

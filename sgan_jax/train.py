@@ -48,6 +48,14 @@ class Progress:
   rollbacks: int = 0             # non-finite rollbacks so far (they salt the keys)
   d_rollbacks: int = 0           # D-wins rollbacks so far
 
+  def it_per_s(self) -> Optional[float]:
+    return self.timed_iters / self.t_train if self.t_train > 0 else None
+
+  def timing(self) -> dict:
+    it_s = self.it_per_s()
+    return {"train_s": round(self.t_train, 2), "it_per_s": round(it_s, 2) if it_s else None,
+            "compile_s": round(self.compile_s, 2) if self.compile_s is not None else None}
+
   def meta(self) -> dict:
     # The metrics file holds the history; the checkpoint records how much of it is its
     # own (and the last record), so saves stay O(1) however long the run.
@@ -116,11 +124,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
     return st.replace(key=jax.random.fold_in(st.key, salt))
 
   tb = rundir.tensorboard(workdir, mode, cfg.tensorboard)
-  # A progress bar over epochs on an interactive terminal; log lines print above it.
-  bar = tqdm.tqdm(total=epochs, initial=p.epoch, desc=mode, unit="epoch", leave=False,
-                  disable=not sys.stderr.isatty())
-  if not bar.disable and log is print:
-    log = tqdm.tqdm.write
+  bar, log = _progress_bar(epochs, p.epoch, mode, log)
   preempt, d_winning = _PreemptFlag(), False
   try:
     while p.epoch < epochs:
@@ -140,8 +144,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         i, name, value = bad
         where = f"step {p.epoch * iters + i + 1} (epoch {p.epoch + 1})"
         latest = ckpt.latest_epoch() if ckpt else None
-        if (cfg.on_nonfinite == "rollback" and latest is not None
-            and p.rollbacks < guards.MAX_ROLLBACKS):
+        if cfg.on_nonfinite == "rollback" and latest is not None and p.rollbacks < guards.MAX_ROLLBACKS:
           p.rollbacks += 1
           state = rewind(latest, guards.NONFINITE_SALT * p.rollbacks)
           log(f"[{mode}] non-finite {name}={value} at {where}: rolled back to epoch {latest} "
@@ -180,9 +183,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       d_winning = warning is not None
       val_err = None
       if p.epoch % cfg.eval_every == 0 or p.epoch == epochs:
-        it_s = p.timed_iters / p.t_train if p.t_train > 0 else None
         rec = {"mode": mode, "epoch": p.epoch, "step": int(state.step),
-               "wall_s": round(time.time() - t_start, 2), "it_per_s": round(it_s, 2) if it_s else None,
+               "wall_s": round(time.time() - t_start, 2), "it_per_s": p.timing()["it_per_s"],
                **logged, **evaluation.evaluate(c.predict, state, splits, cfg)}
         val_err = rec["val_err"]
         p.history.append(rec)
@@ -202,21 +204,24 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if stop:  # every save above has finished writing (save() waits)
         raise Preempted(f"[{mode}] SIGTERM received"
                         + (" (by this or another process)" if jax.process_count() > 1 else "")
-                        + f": stopped after epoch {p.epoch}"
-                        + (f", checkpoint saved in {ckpt.directory}" if ckpt else
-                           " (no workdir, nothing saved)"))
+                        + f": stopped after epoch {p.epoch}, " + (f"checkpoint saved in "
+                        f"{ckpt.directory}" if ckpt else "no workdir, nothing saved"))
   finally:
     bar.close()
     preempt.restore()
-    for closable in (tb, ckpt):
-      if closable is not None:
-        closable.close()
+    for closable in filter(None, (tb, ckpt)):
+      closable.close()
   summary = {"mode": mode, "epochs": epochs, "steps": int(state.step), "iters_per_epoch": iters,
              **evaluation.summarize(p.history, p.best if len(splits.y_val) else None),
-             "wall_s": round(time.time() - t_start, 2), "train_s": round(p.t_train, 2),
-             "compile_s": round(p.compile_s, 2) if p.compile_s is not None else None,
-             "it_per_s": round(p.timed_iters / p.t_train, 2) if p.t_train else None}
+             "wall_s": round(time.time() - t_start, 2), **p.timing()}
   return {"summary": summary, "history": p.history, "state": state, "models": c.models}
+
+
+def _progress_bar(epochs: int, epoch: int, mode: str, log):
+  """A progress bar over epochs on an interactive terminal (log lines print above it)."""
+  bar = tqdm.tqdm(total=epochs, initial=epoch, desc=mode, unit="epoch", leave=False,
+                  disable=not sys.stderr.isatty())
+  return bar, (tqdm.tqdm.write if not bar.disable and log is print else log)
 
 
 class _PreemptFlag:

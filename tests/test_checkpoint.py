@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 
+from sgan_jax import guards
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data, train
 from sgan_jax.errors import SganError
@@ -215,7 +216,7 @@ def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
 
 def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
   calls = {"n": 0}
-  real = train._first_nonfinite
+  real = guards.first_nonfinite
 
   def fake(per_step):
     calls["n"] += 1
@@ -223,7 +224,7 @@ def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
       return (1, "loss_lab", float("nan"))
     return real(per_step)
 
-  monkeypatch.setattr(train, "_first_nonfinite", fake)
+  monkeypatch.setattr(guards, "first_nonfinite", fake)
   lines = []
   out = run(tiny_config(epochs=4, on_nonfinite="rollback"), str(tmp_path), lines.append)
   assert any("rolled back to epoch 2" in line for line in lines)
@@ -233,7 +234,7 @@ def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
 def _d_wins_at(monkeypatch, pattern):
   """Makes train's D-wins check fire on the calls (one per epoch trained) marked True."""
   calls = iter(pattern)
-  monkeypatch.setattr(train, "d_wins_warning", lambda mets: "D wins" if next(calls) else None)
+  monkeypatch.setattr(guards, "d_wins_warning", lambda mets: "D wins" if next(calls) else None)
 
 
 def _jsonl(path):
@@ -273,7 +274,7 @@ def test_d_wins_rollbacks_go_further_back_each_time_then_the_run_only_warns(tmp_
   out = run(tiny_config(epochs=6, on_d_wins="rollback", keep_checkpoints=10), str(tmp_path),
             lines.append)
   back = [line.split("rolled back to epoch ")[1][0] for line in lines if "rolled back" in line]
-  assert back == ["3", "2", "1"] and len(back) == train.MAX_ROLLBACKS
+  assert back == ["3", "2", "1"] and len(back) == guards.MAX_ROLLBACKS
   assert any("epoch 5: warning: D wins (on_d_wins=rollback: cannot roll back, no rollbacks "
              "left)" in line for line in lines), lines
   assert [h["epoch"] for h in out["history"]] == [1, 2, 3, 4, 5, 6]
@@ -315,17 +316,17 @@ def test_d_wins_rollback_without_an_old_enough_checkpoint_warns(tmp_path, monkey
 
 
 def test_rollback_target_is_the_newest_checkpoint_two_epochs_back():
-  assert train.rollback_target([8, 9, 10], 11) == 9
-  assert train.rollback_target([4, 9, 10], 12) == 10
-  assert train.rollback_target([4, 10], 11) == 4  # the best-on-validation one, if that is all
-  assert train.rollback_target([10], 11) is None
-  assert train.rollback_target([], 5) is None
+  assert guards.rollback_target([8, 9, 10], 11) == 9
+  assert guards.rollback_target([4, 9, 10], 12) == 10
+  assert guards.rollback_target([4, 10], 11) == 4  # the best-on-validation one, if that is all
+  assert guards.rollback_target([10], 11) is None
+  assert guards.rollback_target([], 5) is None
   # Epochs where D already won are no place to restart from.
-  assert train.rollback_target([1, 2, 3], 4, d_won=[2]) == 1
-  assert train.rollback_target([2, 3], 4, d_won=[2]) is None
+  assert guards.rollback_target([1, 2, 3], 4, d_won=[2]) == 1
+  assert guards.rollback_target([2, 3], 4, d_won=[2]) is None
   # Each further rollback of a run goes one epoch further back.
-  assert train.rollback_target([8, 9, 10], 11, previous=1) == 8
-  assert train.rollback_target([8, 9, 10], 11, previous=2) is None
+  assert guards.rollback_target([8, 9, 10], 11, previous=1) == 8
+  assert guards.rollback_target([8, 9, 10], 11, previous=2) is None
 
 
 def test_resume_with_lost_metrics_file_warns_and_keeps_training_exact(uninterrupted, tmp_path):
@@ -357,42 +358,3 @@ def test_best_checkpoint_on_ties_is_the_earliest_as_training_selects(uninterrupt
   kept = c.all_epochs()
   c.close()
   assert kept == [2, 5], kept
-
-
-
-def _leaves_equal(a, b):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  return len(la) == len(lb) and all(np.array_equal(_np(x), _np(y)) for x, y in zip(la, lb))
-
-
-def test_second_average_is_an_average_and_changes_evaluation_only(uninterrupted):
-  """At rate 1 the second average is the live weights, at avg_rate it is the first
-  average; training (and the first average's numbers) are bit for bit the run without it."""
-  live = run(CFG.replace(second_avg_rate=1.0))
-  same = run(CFG.replace(second_avg_rate=CFG.avg_rate))
-  for out in (live, same):
-    assert_same_state(out["state"].replace(d_avg2=None), uninterrupted["state"])
-    assert [h["test_err"] for h in out["history"]] == [h["test_err"] for h in uninterrupted["history"]]
-  assert _leaves_equal(live["state"].d_avg2, live["state"].d_params)
-  assert [h["test_err_avg2"] for h in live["history"]] == [h["test_err_live"] for h in live["history"]]
-  assert _leaves_equal(same["state"].d_avg2, same["state"].d_avg)
-  assert [h["val_err_avg2"] for h in same["history"]] == [h["val_err"] for h in same["history"]]
-  assert "test_err_avg2" not in uninterrupted["history"][0] and uninterrupted["state"].d_avg2 is None
-  with pytest.raises(SganError, match="second_avg_rate must be in"):
-    CFG.replace(second_avg_rate=-0.1)
-
-
-def test_second_average_can_be_turned_on_and_off_at_a_resume(uninterrupted, tmp_path):
-  """A checkpoint without the second average resumes with it (started from the first
-  average) and one with it resumes without it; training stays exact either way."""
-  lines = []
-  run(CFG.replace(epochs=2), str(tmp_path / "on"))
-  on = run(CFG.replace(second_avg_rate=CFG.avg_rate), str(tmp_path / "on"), lines.append)
-  assert any("has no second average: it starts from the first" in line for line in lines)
-  assert_same_state(on["state"].replace(d_avg2=None), uninterrupted["state"])
-  assert _leaves_equal(on["state"].d_avg2, on["state"].d_avg)  # same rate from the same start
-  assert [h.get("test_err_avg2") for h in on["history"]][2:] == [h["test_err"] for h in on["history"]][2:]
-  run(CFG.replace(epochs=2, second_avg_rate=0.5), str(tmp_path / "off"))
-  off = run(CFG, str(tmp_path / "off"))
-  assert off["state"].d_avg2 is None
-  assert_same_state(off["state"], uninterrupted["state"])

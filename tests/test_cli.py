@@ -56,7 +56,45 @@ def test_bad_seed_list_is_a_clear_error(tmp_path):
 
 def test_seed_overrides_that_would_be_ignored_are_refused(tmp_path):
   # run_seeds sets data_seed = seed per run; a --set of either beside --seeds was dropped.
-  for args, match in ((["--set", "data_seed=1"], "--set data_seed: each run's labeled subset"),
-                      (["--set", "seed=3", "--seeds", "1"], "--set seed and --seeds both")):
+  for args, match in ((["--set", "data_seed=1"], "--set data_seed: each run's seed picks"),
+                      (["--set", "seed=3", "--seeds", "1"], "--set seed: each run's seed picks")):
     r = run("--config", "digits", *args, cwd=tmp_path)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def sgan_jax(*args, cwd):
+  """The installed command (``python -m sgan_jax.cli`` is what ``sgan-jax`` runs), from a
+  folder outside the repository and without PYTHONPATH."""
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  return subprocess.run([sys.executable, "-m", "sgan_jax.cli", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_console_script_is_declared():
+  text = open(os.path.join(ROOT, "pyproject.toml")).read()
+  assert 'sgan-jax = "sgan_jax.cli:main"' in text
+
+
+def test_command_runs_from_any_directory_with_packaged_configs(tmp_path):
+  r = sgan_jax("--help", cwd=tmp_path)
+  assert r.returncode == 0 and "train" in r.stdout and "table" in r.stdout
+  r = sgan_jax("train", "--config", "digits", "--seeds", "0", "--set", "epochs=1", "--set", "num_devices=1",
+               "--set", "iters_per_epoch=2", "--set", "d_hidden=[16]", "--set", "g_hidden=[16]",
+               cwd=tmp_path)
+  assert r.returncode == 0, r.stderr
+  assert (tmp_path / "runs" / "digits" / "seed_0" / "summary.json").exists()
+
+
+def test_command_errors_are_messages(tmp_path):
+  r = sgan_jax("fly", cwd=tmp_path)
+  assert r.returncode == 2 and "invalid choice: 'fly'" in r.stderr and "Traceback" not in r.stderr
+  r = sgan_jax("train", "--config", "nope", cwd=tmp_path)
+  assert r.returncode == 2 and "No config 'nope'" in r.stderr and "mnist_fm" in r.stderr
+  r = sgan_jax("train", "--config", str(tmp_path / "missing.py"), cwd=tmp_path)
+  assert r.returncode == 2 and "No config file" in r.stderr
+  r = sgan_jax("table", "digits", cwd=tmp_path)
+  assert r.returncode == 2 and "without a TABLE" in r.stderr
+  r = sgan_jax("train", "--set", "learning_rate=0.1", cwd=tmp_path)
+  assert r.returncode == 2 and "Did you mean 'lr'" in r.stderr
+  r = sgan_jax("train", "--set", "second_avg_rate=1e-4", cwd=tmp_path)
+  assert r.returncode == 2 and "was removed" in r.stderr

@@ -95,20 +95,14 @@ def test_make_splits_unlabeled_is_train_minus_val_and_carries_no_labels():
   assert not any(f.startswith("y_unl") for f in s.__dataclass_fields__)
 
 
-def test_make_splits_label_seed_moves_only_the_labeled_subset():
+def test_unlabeled_stream_is_the_training_split_minus_the_hold_out():
   x, y = synthetic()
   ds = data.from_arrays(x, y, x[:10], y[:10])
-  kw = dict(labels_per_class=3, label_rate=None, val_size=40)
-  base = data.make_splits(ds, **kw, data_seed=0)
-  assert np.array_equal(data.make_splits(ds, **kw, data_seed=0, label_seed=0).lab_idx, base.lab_idx)
-  other = data.make_splits(ds, **kw, data_seed=0, label_seed=5)
-  np.testing.assert_array_equal(other.val_idx, base.val_idx)   # hold-out from data_seed
-  np.testing.assert_array_equal(other.x_unl, base.x_unl)
-  assert not np.array_equal(other.lab_idx, base.lab_idx)
-  keep = np.setdiff1d(np.arange(200), base.val_idx)          # label_seed's draw from the rest
-  np.testing.assert_array_equal(other.lab_idx,
-                                keep[data.select_labeled(y[keep], 4, per_class=3, seed=5)])
-
+  sp = data.make_splits(ds, labels_per_class=3, label_rate=None, val_size=40, data_seed=0)
+  rows = data.unlabeled_indices(200, sp.val_idx)
+  assert len(rows) == 160 and not set(rows) & set(sp.val_idx)
+  np.testing.assert_array_equal(sp.x_unl, ds.x_train[rows])
+  assert set(sp.lab_idx) <= set(rows)
 
 def test_from_arrays_scales_uint8_and_adds_channel():
   x, y = synthetic()

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from sgan_jax import sharding
 from sgan_jax import train
 from sgan_jax.errors import SganError
 from tests.helpers import ADAM_LINEAR, assert_devices_agree, splits_for, tiny_config
@@ -24,9 +25,9 @@ DRIVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
     import jax, numpy as np
-    from sgan_jax import distributed, experiment, train
+    from sgan_jax import experiment, sharding, train
     coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    distributed.initialize(coordinator, 2, pid)
+    sharding.initialize(coordinator, 2, pid)
     assert jax.process_count() == 2 and len(jax.devices()) == 8 and len(jax.local_devices()) == 4
     from tests.helpers import blobs, splits_for, tiny_config
     cfg = tiny_config(num_devices=0, epochs=2, baseline=False, eps_root=1.0)
@@ -34,7 +35,7 @@ DRIVER = textwrap.dedent("""
       out = train.train(cfg, splits, "sgan", workdir, print)
       st = out["state"]
       if pid == 0:
-        np.savez(path, *[train.to_host(x) for x in jax.tree.leaves(
+        np.savez(path, *[sharding.to_host(x) for x in jax.tree.leaves(
             st.replace(key=jax.random.key_data(st.key)))])
     experiment.train_and_evaluate(cfg, workdir, blobs(), modes=["sgan"])
     # Again with --fresh: the old checkpoints are moved aside once, not once per process.
@@ -132,20 +133,20 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
 
 
 def test_distributed_setup_errors_are_clear():
-  from sgan_jax import distributed
+  from sgan_jax import sharding  # noqa: F811 (the driver imports it too)
   with pytest.raises(SganError, match="all of coordinator"):
-    distributed.initialize("localhost:1234", None, 0)
+    sharding.initialize("localhost:1234", None, 0)
   with pytest.raises(SganError, match="process_id must be in"):
-    distributed.initialize("localhost:1234", 2, 2)
+    sharding.initialize("localhost:1234", 2, 2)
 
 
 PREEMPT_DRIVER = textwrap.dedent("""
     import os, signal, sys, threading, time
     sys.path.insert(0, {root!r})
     import jax
-    from sgan_jax import distributed, train
+    from sgan_jax import sharding, train
     coordinator, pid, workdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    distributed.initialize(coordinator, 2, pid)
+    sharding.initialize(coordinator, 2, pid)
     from tests.helpers import splits_for, tiny_config
     cfg = tiny_config(num_devices=0, epochs=300, baseline=False, eps_root=1.0, lr_decay_epochs=0)
     splits = splits_for(cfg)

@@ -7,6 +7,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 from scipy import special, stats
 
+from sgan_jax import state as state_lib
 from sgan_jax import noise
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
@@ -104,7 +105,7 @@ def test_the_option_reaches_the_noise_layers():
   outs = {r: GaussianNoise(1.0, r).apply({}, x, deterministic=False, rngs=rngs)
           for r in noise.NOISE_RNGS}
   assert not np.allclose(outs["hash"], outs["threefry"])
-  m = train.build_models(Config(noise_rng="hash", d_hidden=(8,), g_hidden=(8,)), (6,), 3, 1)
+  m = state_lib.build_models(Config(noise_rng="hash", d_hidden=(8,), g_hidden=(8,)), (6,), 3, 1)
   assert m.disc.noise_rng == "hash"
   params = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)
   apply = lambda d: d.apply(params, x, train=True, rngs=rngs)[0]

@@ -8,13 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from sgan_jax import cli, configs, reports
+from sgan_jax import state as state_lib
 from sgan_jax import tables
 from sgan_jax.errors import SganError
 from tests.helpers import blobs, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-import run_table  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "experiments"))  # the result scripts
 
 TABLE = tables.Table(name="t", title="tiny", labels=(4, 8), published={4: "1 ± 1"},
                      source="nowhere", modes=("sgan", "supervised"))
@@ -87,7 +88,7 @@ def test_uneven_label_count_runs_a_balanced_cell(tmp_path):
 @pytest.mark.parametrize("name", [pytest.param("cifar10_fm", marks=pytest.mark.slow), "svhn_fm"])
 def test_cifar_svhn_configs_run_end_to_end_on_tfds_mock_data(name, tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
-  table, cfg = run_table.load_table(name)
+  table, cfg = configs.load_table(name)
   # The real architecture at a reduced width and a few iterations: the data path, the
   # config's model and objectives, selection and the table outputs, not accuracy.
   cfg = cfg.replace(labels_per_class=2, val_size=20, epochs=1, iters_per_epoch=1, batch_size=8,
@@ -112,9 +113,9 @@ def test_table_configs_build_their_models(name):
   import jax
   import jax.numpy as jnp
   from sgan_jax import train
-  table, cfg = run_table.load_table(name)
+  table, cfg = configs.load_table(name)
   shape = (32, 32, 3) if cfg.dataset in ("cifar10", "svhn_cropped") else (28, 28, 1)
-  m = train.build_models(cfg, shape, 10, 600)
+  m = state_lib.build_models(cfg, shape, 10, 600)
   d = jax.eval_shape(lambda: m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
                                           jnp.zeros((2, *shape)), train=False))
   assert jax.tree.leaves(d)
@@ -125,19 +126,19 @@ def test_table_configs_build_their_models(name):
 def test_selected_within_budget_follows_trainings_rule():
   recs = [{"epoch": e, "val_err": v, "test_err": t}
           for e, v, t in [(1, .5, .6), (2, .3, .4), (3, .3, .2), (4, .1, .1)]]
-  assert tables.selected_within(recs, 3)["epoch"] == 2  # ties: the first, as train() keeps
-  assert tables.selected_within(recs, 4)["epoch"] == 4
-  assert tables.selected_within(recs[:2], 3) is None  # the run never reached the budget
+  assert reports.selected_within(recs, 3)["epoch"] == 2  # ties: the first, as train() keeps
+  assert reports.selected_within(recs, 4)["epoch"] == 4
+  assert reports.selected_within(recs[:2], 3) is None  # the run never reached the budget
   # eval_every=2: no evaluation at epoch 3, where a 3-epoch run would have evaluated.
-  assert tables.selected_within([recs[1], recs[3]], 3) is None
+  assert reports.selected_within([recs[1], recs[3]], 3) is None
 
 
 def test_train_seconds_to_a_budget():
   recs = [{"epoch": 1, "step": 10, "wall_s": 30.0, "it_per_s": None},
           {"epoch": 2, "step": 20, "wall_s": 9.0, "it_per_s": 2.0}]  # a resumed process
-  assert tables.train_seconds_to(recs, 2) == 10.0  # steps over steady-state speed
-  assert tables.train_seconds_to(recs, 1) == 30.0  # first chunk only: its wall time
-  assert np.isnan(tables.train_seconds_to([{"epoch": 1, "step": 10}], 1))
+  assert reports.train_seconds_to(recs, 2) == 10.0  # steps over steady-state speed
+  assert reports.train_seconds_to(recs, 1) == 30.0  # first chunk only: its wall time
+  assert np.isnan(reports.train_seconds_to([{"epoch": 1, "step": 10}], 1))
 
 
 def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
@@ -147,10 +148,10 @@ def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
   sp = data.make_splits(ds, labels_per_class=2, label_rate=None, val_size=16, data_seed=1)
   long = train.train(cfg, sp, log=lambda s: None)
   short = train.train(cfg.replace(epochs=3), sp, log=lambda s: None)
-  sel = tables.selected_within(long["history"], 3)
+  sel = reports.selected_within(long["history"], 3)
   assert sel["test_err"] == short["summary"]["selected_test_err"]
   assert sel["epoch"] == short["summary"]["best_val_epoch"]
-  assert tables.selected_within(long["history"], 5)["test_err"] == long["summary"]["selected_test_err"]
+  assert reports.selected_within(long["history"], 5)["test_err"] == long["summary"]["selected_test_err"]
 
 
 def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
@@ -162,12 +163,12 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
                    labels=[8])
   before = sorted(p.name for p in (tmp_path / "labels_8" / "seed_0").iterdir())
   logs = []
-  res = tables.report_at_budget(TABLE, str(tmp_path), [0], 2, log=logs.append)
+  res = reports.report_at_budget(TABLE, str(tmp_path), [0], 2, log=logs.append)
   assert sorted(p.name for p in (tmp_path / "labels_8" / "seed_0").iterdir()) == before
   recs = [json.loads(l) for l in open(tmp_path / "labels_8" / "seed_0" / "metrics_sgan.jsonl")]
   assert len(recs) == 3
   row = next(r for r in res["rows"] if r["labels"] == 8 and r["mode"] == "sgan")
-  assert row["test_err"] == tables.selected_within(recs, 2)["test_err"] and row["epochs"] == 2
+  assert row["test_err"] == reports.selected_within(recs, 2)["test_err"] and row["epochs"] == 2
   assert row["final_test_err"] == next(r for r in recs if r["epoch"] == 2)["test_err"]
   md = (tmp_path / "budget_2" / "table.md").read_text()
   assert "2-epoch budget" in md and "| 4 |" in md and "| 8 |" in md
@@ -176,12 +177,12 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   cell8 = next(c for c in res["cells"] if c["labels"] == 8 and c["mode"] == "sgan")
   assert cell8["final_test_err_mean"] == row["final_test_err"]
   line8 = md.split("| 8 |")[1].splitlines()[0]
-  assert line8.split("|")[2].strip() == tables._fmt(cell8, TABLE.unit, "final_test_err")
+  assert line8.split("|")[2].strip() == reports._fmt(cell8, TABLE.unit, "final_test_err")
   assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
   # A budget no run reached is an error; a run short of it is skipped by name.
   with pytest.raises(SganError, match="reached epoch 4"):
-    tables.report_at_budget(TABLE, str(tmp_path), [0], 4, log=logs.append)
-  res3 = tables.report_at_budget(TABLE, str(tmp_path), [0], 3, log=logs.append)
+    reports.report_at_budget(TABLE, str(tmp_path), [0], 4, log=logs.append)
+  res3 = reports.report_at_budget(TABLE, str(tmp_path), [0], 3, log=logs.append)
   assert {r["labels"] for r in res3["rows"]} == {8}
   assert any("labels_4" in line and "reached epoch 2" in line for line in logs)
 
@@ -197,16 +198,16 @@ def test_report_at_budget_reads_unfinished_runs_and_checks_their_test_sets(tmp_p
   summary = json.loads((runs[0] / "summary.json").read_text())
   assert data_json == {k: v for k, v in summary.items() if k in data_json}
   assert data_json["num_test"] == len(blobs().y_test)
-  full = tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+  full = reports.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
   (runs[1] / "summary.json").unlink()  # seed 1 as it stood while training
-  res = tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+  res = reports.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
   assert res["rows"] == full["rows"]
   (runs[1] / "data.json").unlink()  # a run from before data.json, unfinished
   with pytest.raises(SganError, match=r"\(labels, seed\) \[\(4, 1\)\] record no test-set size"):
-    tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+    reports.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
   (runs[1] / "data.json").write_text(json.dumps({**data_json, "num_test": 7}))
   with pytest.raises(SganError, match="different sizes"):
-    tables.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+    reports.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
 
 
 def test_run_table_cli_checks_seeds_labels_and_budgets(capsys):
@@ -220,7 +221,7 @@ def test_run_table_cli_checks_seeds_labels_and_budgets(capsys):
                       (["--set", "seed=4", "--set", "labels_per_class=5"],
                        "--set seed, labels_per_class: each table cell sets these")):
     # Refused before any data is loaded or anything trains (mnist is not available here).
-    assert run_table.main(["mnist_fm_table", *args]) == 2, args
+    assert cli.main(["table", "mnist_fm_table", *args]) == 2, args
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err, (args, err)
 
@@ -229,19 +230,19 @@ def test_report_at_budget_refuses_decaying_schedules(tmp_path):
   cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=1)
   tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None, labels=[4])
   with pytest.raises(SganError, match="decays its learning rate"):
-    tables.report_at_budget(TABLE, str(tmp_path), [0], 1, labels=[4])
+    reports.report_at_budget(TABLE, str(tmp_path), [0], 1, labels=[4])
 
 
 def test_published_cells_are_parsed_for_the_plot():
   t = tables.Table(name="p", title="p", labels=(20, 100, 1000),
                    published={20: "1677 ± 452", 100: "93 ± 6.5", 1000: "SGAN better"},
                    source="s", modes=("sgan",), unit="errors")
-  pub = tables.published_errors(t, 10000)
+  pub = reports.published_errors(t, 10000)
   assert set(pub) == {20, 100}  # the cell in words is left out
   assert pub[100] == pytest.approx((0.93, 0.065))
   pct = tables.Table(name="q", title="q", labels=(4,), published={4: "18.63 ± 2.32"},
                      source="s", modes=("sgan",), unit="%")
-  assert tables.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
+  assert reports.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
 
 
 def test_merge_takes_each_cell_from_its_own_report(tmp_path):
@@ -254,7 +255,7 @@ def test_merge_takes_each_cell_from_its_own_report(tmp_path):
   long = tables.run_table(TABLE, cfg, [0], str(tmp_path / "b"), epochs=2, dataset=blobs(),
                           log=lambda s: None, labels=[8])
   out = tmp_path / "merged"
-  res = tables.merge_results(TABLE, [(8, str(tmp_path / "b")), (4, str(tmp_path / "a"))], str(out))
+  res = reports.merge_results(TABLE, [(8, str(tmp_path / "b")), (4, str(tmp_path / "a"))], str(out))
   assert res["labels"] == [4, 8]
   assert sorted(res["rows"], key=lambda r: (r["labels"], r["mode"])) == sorted(
       short["rows"] + long["rows"], key=lambda r: (r["labels"], r["mode"]))
@@ -263,57 +264,29 @@ def test_merge_takes_each_cell_from_its_own_report(tmp_path):
   assert md.split("| 8 |")[1].splitlines()[0].rstrip().endswith("| 1 | 2 |")
   assert "4: 1 / 8: 2" in md and (out / "error_vs_labels.png").stat().st_size > 0
   # Rewriting an earlier merge is fine; a source or a table root is never overwritten.
-  tables.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(out))
+  reports.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(out))
   before = (tmp_path / "a" / "results.json").read_text()
   with pytest.raises(SganError, match="one of the sources"):
-    tables.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(tmp_path / "a"))
+    reports.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(tmp_path / "a"))
   with pytest.raises(SganError, match="not a merge"):
-    tables.merge_results(TABLE, [(8, str(tmp_path / "b"))], str(tmp_path / "a"))
+    reports.merge_results(TABLE, [(8, str(tmp_path / "b"))], str(tmp_path / "a"))
   assert (tmp_path / "a" / "results.json").read_text() == before
   with pytest.raises(SganError, match="no 8-label cell"):
-    tables.merge_results(TABLE, [(8, str(tmp_path / "a"))], str(tmp_path / "m2"))
+    reports.merge_results(TABLE, [(8, str(tmp_path / "a"))], str(tmp_path / "m2"))
   with pytest.raises(SganError, match="given twice"):
-    tables.merge_results(TABLE, [(4, str(tmp_path / "a")), (4, str(tmp_path / "a"))], str(tmp_path / "m2"))
+    reports.merge_results(TABLE, [(4, str(tmp_path / "a")), (4, str(tmp_path / "a"))], str(tmp_path / "m2"))
   with pytest.raises(SganError, match="Cannot read"):
-    tables.merge_results(TABLE, [(4, str(tmp_path / "nowhere"))], str(tmp_path / "m2"))
+    reports.merge_results(TABLE, [(4, str(tmp_path / "nowhere"))], str(tmp_path / "m2"))
   other = tables.Table(name="u", title="u", labels=(4,), published={}, source="s")
   with pytest.raises(SganError, match="is table 't', not 'u'"):
-    tables.merge_results(other, [(4, str(tmp_path / "a"))], str(tmp_path / "m2"))
+    reports.merge_results(other, [(4, str(tmp_path / "a"))], str(tmp_path / "m2"))
 
 
 def test_run_table_cli_merge_arguments_are_checked(tmp_path, capsys):
-  assert run_table.main(["mnist_fm_table", "--merge", "200=x"]) == 2
+  assert cli.main(["table", "mnist_fm_table", "--merge", "200=x"]) == 2
   assert "--workdir" in capsys.readouterr().err
-  assert run_table.main(["mnist_fm_table", "--merge", "two=x", "--workdir", str(tmp_path)]) == 2
+  assert cli.main(["table", "mnist_fm_table", "--merge", "two=x", "--workdir", str(tmp_path)]) == 2
   assert "expected N=DIR" in capsys.readouterr().err
-
-
-def test_compare_averages_reads_both_averages_back(tmp_path, capsys):
-  import compare_averages
-  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0, second_avg_rate=1.0)
-  tables.run_table(TABLE, cfg, [0], str(tmp_path / "on"), dataset=blobs(), log=lambda s: None,
-                   labels=[4])
-  run_dir = str(tmp_path / "on" / "labels_4" / "seed_0")
-  recs = [json.loads(l) for l in open(os.path.join(run_dir, "metrics_sgan.jsonl"))]
-  row = compare_averages.compare(run_dir)
-  # rate 1: the second average is the live weights
-  assert row["final_avg2"] == recs[-1]["test_err_live"] and row["second_from"] == 1
-  assert row["final"] == recs[-1]["test_err"] and row["epoch"] == 2
-  assert row["selected"] == tables.selected_within(recs, 2)["test_err"]
-  out = tmp_path / "cmp.md"
-  assert compare_averages.main([run_dir, "--out", str(out)]) == 0
-  assert "second (rate 1)" in out.read_text()
-  # At a budget the run is read as it stood then; a budget it never reached is an error.
-  at1 = compare_averages.compare(run_dir, budget=1)
-  assert at1["epoch"] == 1 and at1["final"] == recs[0]["test_err"]
-  assert at1["selected"] == tables.selected_within(recs, 1)["test_err"]
-  assert compare_averages.main([run_dir, "--budget", "3"]) == 2
-  assert "no evaluation at epoch 3" in capsys.readouterr().err
-  # A run without the second average is a clear error, not a KeyError.
-  tables.run_table(TABLE, cfg.replace(second_avg_rate=0.0), [0], str(tmp_path / "off"),
-                   dataset=blobs(), log=lambda s: None, labels=[4])
-  assert compare_averages.main([str(tmp_path / "off" / "labels_4" / "seed_0")]) == 2
-  assert "second_avg_rate" in capsys.readouterr().err
 
 
 def test_result_scripts_refuse_bad_arguments_without_a_traceback(tmp_path, capsys):

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from sgan_jax import evaluation
+from sgan_jax import step
 from sgan_jax import tabular, train
 from sgan_jax.errors import SganError
 
@@ -122,7 +124,7 @@ def test_regression_train_path_reports_rmse(tmp_path):
                                batch_size=16, d_hidden=(16,), g_hidden=(16,), init_examples=32)
   out = train.train(cfg, s, "sgan", log=lambda line: None)
   rmse = out["history"][-1]["test_err"]
-  pred = train.predict_all(train.make_predict(out["models"]), out["state"].d_avg,
+  pred = evaluation.predict_all(step.make_predict(out["models"]), out["state"].d_avg,
                            out["state"].d_frozen, s.x_test)[:, 0]
   np.testing.assert_allclose(rmse, np.sqrt(np.mean((pred - s.y_test) ** 2)), rtol=1e-5)
 

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sgan_jax import state as state_lib
+from sgan_jax import objectives, step
 from sgan_jax import data, losses, models, train
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
@@ -107,23 +109,24 @@ def test_label_prior_is_smoothed_class_frequency():
 
 def test_balance_term_uses_the_labeled_set_frequencies_and_changes_the_step():
   cfg = tiny_config(balance_weight=2.0, val_size=0)
-  m = train.build_models(cfg, (8, 8, 1), 4, 3)
-  m_off = train.build_models(cfg.replace(balance_weight=0.0), (8, 8, 1), 4, 3)
-  assert train.chunk_class_prior(m_off, jnp.array([0, 1])) is None
-  np.testing.assert_allclose(train.chunk_class_prior(m, jnp.array([0, 0, 0, 1, 2, 3])),
+  m = state_lib.build_models(cfg, (8, 8, 1), 4, 3)
+  m_off = state_lib.build_models(cfg.replace(balance_weight=0.0), (8, 8, 1), 4, 3)
+  assert objectives.class_prior(m_off.cfg, jnp.array([0, 1]), 4) is None
+  np.testing.assert_allclose(objectives.class_prior(m.cfg, jnp.array([0, 0, 0, 1, 2, 3]), 4),
                              np.array([4, 2, 2, 2]) / 10, rtol=1e-6)
   sp = splits_for(cfg)
-  st = train.init_state(m, jax.random.key(0), jnp.asarray(sp.x_unl[:32], jnp.float32) / 255)
+  st = state_lib.init_state(m, jax.random.key(0), jnp.asarray(sp.x_unl[:32], jnp.float32) / 255)
   x = jnp.asarray(sp.x_unl[:16], jnp.float32) / 255
   y = jnp.asarray(np.resize(sp.y_lab, 16))
 
-  def step(models, prior):
-    return jax.jit(functools.partial(train.train_iteration, models, class_prior=prior))(
+  def one_step(models, prior):
+    obj = objectives.make_objective(models.cfg)
+    return jax.jit(functools.partial(step.train_iteration, models, obj, prior=prior))(
         st, x, y, x, x)
 
-  off, m_off_mets = step(m_off, None)
-  uni, m_uni = step(m, None)
-  skew, m_skew = step(m, jnp.array([0.7, 0.1, 0.1, 0.1]))
+  off, m_off_mets = one_step(m_off, None)
+  uni, m_uni = one_step(m, None)
+  skew, m_skew = one_step(m, jnp.array([0.7, 0.1, 0.1, 0.1]))
   assert "loss_bal" not in m_off_mets
   assert float(m_skew["loss_bal"]) > float(m_uni["loss_bal"]) >= 0
   differs = lambda a, b: any(not np.array_equal(u, v) for u, v in

@@ -8,6 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sgan_jax import guards
+from sgan_jax import state as state_lib
+from sgan_jax import objectives, step
+from sgan_jax import rundir
+from sgan_jax import data
+from sgan_jax import sharding
 from sgan_jax import experiment, train
 from sgan_jax.errors import SganError
 from tests.helpers import (ADAM_LINEAR, assert_devices_agree, blobs, splits_for, tiny_config,
@@ -33,8 +39,8 @@ def test_train_end_to_end(mode, param):
 
 def _fresh(cfg, ds):
   sp = splits_for(cfg, ds)
-  m = train.build_models(cfg, sp.x_unl.shape[1:], sp.num_classes, 3)
-  st = train.init_state(m, jax.random.key(cfg.seed), jnp.asarray(sp.x_unl[:32]))
+  m = state_lib.build_models(cfg, sp.x_unl.shape[1:], sp.num_classes, 3)
+  st = state_lib.init_state(m, jax.random.key(cfg.seed), jnp.asarray(sp.x_unl[:32]))
   return sp, m, st
 
 
@@ -44,8 +50,9 @@ def test_train_iteration_jit_matches_eager():
   xl = jnp.asarray(np.resize(sp.x_lab, (16, *sp.x_lab.shape[1:])))
   yl = jnp.asarray(np.resize(sp.y_lab, (16,)))
   xu, xu2 = jnp.asarray(sp.x_unl[:16]), jnp.asarray(sp.x_unl[16:32])
-  eager, me = train.train_iteration(m, st, xl, yl, xu, xu2)
-  jitted, mj = jax.jit(lambda s: train.train_iteration(m, s, xl, yl, xu, xu2))(st)
+  obj = objectives.make_objective(cfg)
+  eager, me = step.train_iteration(m, obj, st, xl, yl, xu, xu2)
+  jitted, mj = jax.jit(lambda s: step.train_iteration(m, obj, s, xl, yl, xu, xu2))(st)
   for a, b in zip(jax.tree.leaves((eager, me)), jax.tree.leaves((jitted, mj))):
     np.testing.assert_allclose(_np(a), _np(b), rtol=2e-5, atol=2e-6)
 
@@ -107,21 +114,21 @@ def test_image_size_the_conv_models_cannot_take_is_a_clear_error(model, side, ok
   # Caught in review: 8x8 images reached the conv critic and gave NaN at step 1.
   cfg = tiny_config(model=model, d_width=4, g_width=4)
   if ok:
-    train.build_models(cfg, (side, side, 1), 4, 3)
+    state_lib.build_models(cfg, (side, side, 1), 4, 3)
   else:
     with pytest.raises(SganError, match=f"{side}x{side}"):
-      train.build_models(cfg, (side, side, 1), 4, 3)
+      state_lib.build_models(cfg, (side, side, 1), 4, 3)
 
 
 def test_batch_must_divide_across_devices():
   with pytest.raises(SganError, match="does not divide across 8 devices"):
-    train.make_mesh(0, batch_size=100)
+    sharding.make_mesh(0, batch_size=100)
   with pytest.raises(SganError, match="only 8"):
-    train.make_mesh(9)
+    sharding.make_mesh(9)
 
 
 def test_lr_schedule_reference_shape():
-  sched = train.lr_schedule(0.003, 600, 300, 100)
+  sched = state_lib.lr_schedule(0.003, 600, 300, 100)
   assert float(sched(jnp.asarray(0))) == pytest.approx(0.003)
   assert float(sched(jnp.asarray(199 * 600 + 599))) == pytest.approx(0.003)
   assert float(sched(jnp.asarray(250 * 600))) == pytest.approx(0.0015)
@@ -129,13 +136,13 @@ def test_lr_schedule_reference_shape():
 
 
 def test_epoch_indices_tile_labeled_and_permute_unlabeled():
-  idx = train.epoch_indices(0, 3, n_lab=10, n_unl=60, iters=6, batch=10)
+  idx = data.epoch_indices(0, 3, n_lab=10, n_unl=60, iters=6, batch=10)
   assert idx["lab"].shape == (6, 10)
   for row in idx["lab"]:  # each tile is one permutation of the labeled set
     assert sorted(row) == list(range(10))
   assert sorted(idx["unl"].ravel()) == list(range(60))
   assert not np.array_equal(idx["unl"], idx["unl2"])
-  np.testing.assert_array_equal(idx["unl"], train.epoch_indices(0, 3, 10, 60, 6, 10)["unl"])
+  np.testing.assert_array_equal(idx["unl"], data.epoch_indices(0, 3, 10, 60, 6, 10)["unl"])
 
 
 def test_train_and_evaluate_writes_run_folder(tmp_path):
@@ -165,21 +172,20 @@ def test_bfloat16_compute_keeps_float32_state(model):
         assert leaf.dtype == jnp.float32, name
   assert np.isfinite(out["history"][-1]["loss_unl"])
   # The same weights evaluated in bf16 and f32 give nearly the same logits.
-  m32 = train.build_models(cfg.replace(compute_dtype="float32"), (8, 8, 1), 4, 3)
+  m32 = state_lib.build_models(cfg.replace(compute_dtype="float32"), (8, 8, 1), 4, 3)
   x = jnp.asarray(blobs().x_test[:8])
-  f32 = train.make_predict(m32)(st.d_avg, st.d_frozen, x)
-  bf16 = train.make_predict(out["models"])(st.d_avg, st.d_frozen, x)
+  f32 = step.make_predict(m32)(st.d_avg, st.d_frozen, x)
+  bf16 = step.make_predict(out["models"])(st.d_avg, st.d_frozen, x)
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, f32, atol=0.05 * float(jnp.abs(f32).max()) + 1e-3)
 
 
 def test_chunk_compiles_once_per_run_whatever_the_label_rate():
-  train._compiled.cache_clear()
+  step._compiled.cache_clear()
   ds = blobs()
   cfg = tiny_config(epochs=3, val_size=0, labels_per_class=2)
   train.train(cfg, splits_for(cfg, ds), log=lambda s: None)
-  chunk = train._compiled(train._graph_config(cfg), (8, 8, 1), 4, 3, 3, "sgan",
-                          train.make_mesh(1, 16))[1]
+  chunk = step.compiled(cfg, (8, 8, 1), 4, 3, 3, "sgan", sharding.make_mesh(1, 16)).chunk
   assert chunk._cache_size() == 1  # three epochs, one compilation
   for lpc in (5, 9):  # other label counts: one new shape of the labeled set each, no more
     c2 = cfg.replace(labels_per_class=lpc)
@@ -192,17 +198,17 @@ def test_chunk_compiles_once_per_run_whatever_the_label_rate():
 
 
 def test_d_wins_warning_fires_on_a_collapsed_unlabeled_loss_only():
-  w = train.d_wins_warning({"loss_unl": 0.0015, "loss_gen": 180.0})
+  w = guards.d_wins_warning({"loss_unl": 0.0015, "loss_gen": 180.0})
   assert w is not None and "loss_unl=0.0015" in w and "another seed" in w
-  for healthy in ({"loss_unl": 0.35}, {"loss_unl": train.D_WINS_LOSS}, {"loss_unl": float("nan")}, {}):
-    assert train.d_wins_warning(healthy) is None
+  for healthy in ({"loss_unl": 0.35}, {"loss_unl": guards.D_WINS_LOSS}, {"loss_unl": float("nan")}, {}):
+    assert guards.d_wins_warning(healthy) is None
 
 
 def test_d_wins_warning_is_logged_when_it_starts_and_after_a_recovery(monkeypatch):
   # Epochs 1-2 and 4 "fail": two warnings (epochs 1 and 4), none repeated while it lasts.
   pattern = iter(["bad", "bad", None, "bad"])
   seen = []
-  monkeypatch.setattr(train, "d_wins_warning", lambda mets: seen.append(mets) or next(pattern))
+  monkeypatch.setattr(guards, "d_wins_warning", lambda mets: seen.append(mets) or next(pattern))
   cfg = tiny_config(epochs=4, baseline=False)
   lines = []
   train.train(cfg, splits_for(cfg), "sgan", None, lines.append)
@@ -217,6 +223,6 @@ def test_d_wins_warning_is_logged_when_it_starts_and_after_a_recovery(monkeypatc
 
 def test_progress_eta_follows_the_last_block_speed():
   # 600 iterations in 30 s -> 20 it/s; 10 epochs left -> 6000 iterations -> 5 minutes.
-  assert train.speed_text(600, 30.0, 10, compiled=False) == "20.0 it/s, ETA 5m00s"
-  assert train.speed_text(600, 3.0, 10000, compiled=False) == "200.0 it/s, ETA 8h20m"
-  assert train.speed_text(600, 12.34, 10, compiled=True) == "compiled+ran in 12.3s"
+  assert rundir.speed_text(600, 30.0, 10, compiled=False) == "20.0 it/s, ETA 5m00s"
+  assert rundir.speed_text(600, 3.0, 10000, compiled=False) == "200.0 it/s, ETA 8h20m"
+  assert rundir.speed_text(600, 12.34, 10, compiled=True) == "compiled+ran in 12.3s"
