@@ -60,8 +60,7 @@ def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
     return None
   with open(path) as f:
     s = json.load(f)
-  if all(m in s and s[m].get("epochs") == (cfg.epochs if m == "sgan" else
-                                           (cfg.baseline_epochs or cfg.epochs)) for m in modes):
+  if all(m in s and s[m].get("epochs") == cfg.epochs_for(m) for m in modes):
     return s
   return None
 

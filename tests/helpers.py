@@ -28,8 +28,7 @@ def blobs(n=160, k=4, side=8, channels=1, seed=0, n_test=40):
 
 def splits_for(cfg: Config, ds=None) -> data.Splits:
   """The splits a run of ``cfg`` trains on (``ds`` defaults to :func:`blobs`)."""
-  return data.make_splits(blobs() if ds is None else ds, **cfg.label_selection(),
-                          val_size=cfg.val_size, data_seed=cfg.data_seed)
+  return data.splits_for(blobs() if ds is None else ds, cfg)
 
 
 def tiny_config(**kw) -> Config:

@@ -85,3 +85,49 @@ def test_parse_int_list():
       parse_int_list(text, "--seeds")
   with pytest.raises(SganError, match="--labels must be >= 1"):
     parse_int_list("0,100", "--labels", minimum=1)
+
+
+def test_every_field_has_a_section_and_role_lists_derive_from_the_fields():
+  from sgan_jax import checkpoint, tables
+  from sgan_jax.config import CELL, FIELDS, HOST, RESUME, RETIRED, SECTIONS, SEED, fields_with
+  assert {f.metadata["section"] for f in FIELDS.values()} == set(SECTIONS)
+  assert checkpoint.RESUMABLE_DIFFERENCES == set(fields_with(RESUME)) | set(RETIRED)
+  assert tables.CELL_FIELDS == fields_with(CELL)
+  assert set(fields_with(SEED)) == {"seed", "data_seed"} <= set(fields_with(CELL))
+  # for_seed sets exactly the SEED fields; graph_config resets exactly the HOST fields.
+  base = Config(seed=4, data_seed=9, name="x", epochs=7)
+  changed = lambda a, b: {k for k in FIELDS if getattr(a, k) != getattr(b, k)}
+  assert changed(base, base.for_seed(5)) == set(fields_with(SEED))
+  assert changed(base, base.for_seed(5, data_seed=9)) == {"seed"}
+  g = Config(seed=4, data_seed=9, name="x", val_size=10, eval_every=3, lr=0.1).graph_config()
+  assert g == Config(lr=0.1) and all(getattr(g, k) == FIELDS[k].default for k in fields_with(HOST))
+
+
+def test_derived_quantities_are_methods():
+  c = Config(epochs=30, baseline_epochs=None, batch_size=100)
+  assert c.epochs_for("sgan") == 30 and c.epochs_for("supervised") == 30
+  assert c.replace(baseline_epochs=5).epochs_for("supervised") == 5
+  assert c.iters_for(59000) == 590 and c.iters_for(50) == 1
+  assert c.replace(iters_per_epoch=7).iters_for(59000) == 7
+  with pytest.raises(SganError, match="mode must be one of"):
+    c.epochs_for("gan")
+
+
+def test_synonyms_and_retired_keys_get_their_own_messages():
+  from sgan_jax.config import from_stored
+  with pytest.raises(SganError, match="Did you mean 'lr'"):
+    parse_override("learning_rate=0.1")
+  with pytest.raises(SganError, match="Did you mean 'batch_size'"):
+    from_dict({"batch": 3})
+  with pytest.raises(SganError, match="'second_avg_rate' was removed"):
+    from_dict({"second_avg_rate": 1e-4})
+  # A stored config of a run made when the field existed still reads.
+  assert from_stored({**Config().to_dict(), "second_avg_rate": 1e-4}) == Config()
+
+
+def test_models_of_a_run_carry_the_runs_own_config():
+  from sgan_jax import train
+  from tests.helpers import splits_for, tiny_config
+  cfg = tiny_config(epochs=1, seed=3, name="mine")
+  out = train.train(cfg, splits_for(cfg), log=lambda s: None)
+  assert out["models"].cfg == cfg
