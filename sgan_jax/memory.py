@@ -8,9 +8,9 @@ mmap and its trim threshold at 128 KiB and raises them (up to 32 and 64 MiB) whe
 large mmapped block is freed; after that, each checkpoint's multi-megabyte host buffers
 come from per-thread heaps, which are not handed back to the system during the run.
 
-Fixing the thresholds at 128 KiB for the whole run (sessions 4-6) cost training speed:
-measured in session 7, 12-17% fewer steps/s on the MNIST step, with ~3,200 minor page
-faults per iteration against none (large temporary buffers are mmapped and unmapped on
+Fixing the thresholds at 128 KiB for the whole run cost training speed (measured: 12-17%
+fewer steps/s on the MNIST step, with ~3,200 minor page
+faults per iteration against none: large temporary buffers are mmapped and unmapped on
 every use, and freed heap tops go back to the system). :func:`while_saving` scopes it
 instead: 128 KiB only while a checkpoint is written (the save waits for its writes),
 glibc's adaptive ceiling (32 / 64 MiB) while training. A ``MALLOC_MMAP_THRESHOLD_`` or
