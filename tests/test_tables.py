@@ -58,6 +58,20 @@ def test_cell_config_uses_per_class_when_it_can_and_a_total_otherwise():
   assert (odd.labels_per_class, odd.label_rate, odd.num_labeled, odd.epochs) == (None, None, 25, 7)
 
 
+def test_one_subset_table_varies_only_the_training_seed(tmp_path):
+  cfg = tiny_config(epochs=1, val_size=16)
+  res = tables.run_table(TABLE, cfg, [0, 1], str(tmp_path), dataset=blobs(), log=lambda s: None,
+                         labels=[4], data_seed=5)
+  a, b = (np.load(tmp_path / "labels_4" / f"seed_{s}" / "labeled_indices.npy") for s in (0, 1))
+  np.testing.assert_array_equal(a, b)
+  assert "one subset: data_seed=5" in res["title"] and "one subset" in (tmp_path / "table.md").read_text()
+  cell = tables.cell_config(cfg, 4, 4, 1, None, data_seed=5)
+  assert (cell.seed, cell.data_seed) == (1, 5)
+  ra, rb = (json.loads((tmp_path / "labels_4" / f"seed_{s}" / "summary.json").read_text())
+            for s in (0, 1))
+  assert ra["data_seed"] == rb["data_seed"] == 5 and (ra["seed"], rb["seed"]) == (0, 1)
+
+
 def test_cell_fields_are_exactly_what_a_cell_overrides():
   # The CLI refuses --set on CELL_FIELDS; any other field must reach the cell unchanged.
   bases = [tiny_config(seed=0, data_seed=0, labels_per_class=2),
