@@ -9,12 +9,10 @@ pins the real runs.
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
-
-from sgan_jax import data, train
-from sgan_jax.config import from_stored
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST = os.path.join(ROOT, "..", "shared", "datasets", "mnist.npz")
@@ -23,21 +21,34 @@ mnist = pytest.mark.skipif(not os.path.exists(MNIST), reason="shared MNIST not p
 RETIRED_KEYS = ("val_err_avg2", "test_err_avg2")
 
 
-def _replay(run_dir, mode, epochs):
+def _train(run_dir, mode, epochs):
+  """The first ``epochs`` records of a run trained again (in this process)."""
+  from sgan_jax import data, train
+  from sgan_jax.config import from_stored
   with open(os.path.join(ROOT, run_dir, "config.json")) as f:
     cfg = from_stored({**json.load(f), "dataset": MNIST})
   if cfg.lr_decay_epochs:  # the schedule depends on the total: replay the whole run
     assert epochs == cfg.epochs_for(mode)
   cfg = cfg.replace(epochs=epochs, baseline_epochs=None, num_devices=1)
   ds = data.load(MNIST, pixel_range=cfg.pixel_range)
-  out = train.train(cfg, data.splits_for(ds, cfg), mode, log=lambda s: None)
+  return train.train(cfg, data.splits_for(ds, cfg), mode, log=lambda s: None)["history"]
+
+
+def _replay(run_dir, mode, epochs):
+  """Trains in a fresh process with the runs' own JAX settings: the test session's
+  (tests/conftest.py: 8 fake devices, partitionable threefry) draw other random bits."""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",)}
+  r = subprocess.run([sys.executable, __file__, run_dir, mode, str(epochs)], env=env, cwd=ROOT,
+                     capture_output=True, text=True, timeout=3600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  history = json.loads(r.stdout.strip().splitlines()[-1])
   with open(os.path.join(ROOT, run_dir, f"metrics_{mode}.jsonl")) as f:
     recorded = [json.loads(line) for line in f][:epochs]
-  for got, want in zip(out["history"], recorded):
+  for got, want in zip(history, recorded):
     for k, v in want.items():
       if k.startswith(("loss", "val_err", "test_err", "train_err")) and k not in RETIRED_KEYS:
         assert got[k] == v, (run_dir, want["epoch"], k, got[k], v)
-  assert len(out["history"]) == epochs
+  assert len(history) == epochs
 
 
 @pytest.mark.slow
@@ -55,11 +66,23 @@ def test_odena_dcgan_100_labels_seed_1(mode):  # ~8 min (sgan) on 2 CPU cores
 
 @pytest.mark.slow
 def test_tabular_breast_cancer_run():
-  sys.path.insert(0, os.path.join(ROOT, "experiments"))
-  import tabular_benchmark
   with open(os.path.join(ROOT, "results", "tabular", "runs.jsonl")) as f:
     want = next(r for r in map(json.loads, f) if r["dataset"] == "breast_cancer"
                 and r["label_fraction"] == 0.05 and r["seed"] == 0)
-  got = tabular_benchmark.one_run("breast_cancer", 0.05, 0, 100)
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",)}
+  r = subprocess.run([sys.executable, __file__, "tabular"], env=env, cwd=ROOT,
+                     capture_output=True, text=True, timeout=3600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  got = json.loads(r.stdout.strip().splitlines()[-1])
   for k in ("sgan", "supervised", "num_labeled", "num_test", "sgan_selection"):
     assert got[k] == want[k], k
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, ROOT)
+  if sys.argv[1] == "tabular":
+    sys.path.insert(0, os.path.join(ROOT, "experiments"))
+    import tabular_benchmark
+    print(json.dumps(tabular_benchmark.one_run("breast_cancer", 0.05, 0, 100)))
+  else:
+    print(json.dumps(_train(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
