@@ -4,7 +4,7 @@ XLA:CPU lowers the kernel gradient of a convolution (the conv that contracts ove
 batch) to a slow generic loop: in the DCGAN pair's step it took 1.8 s for 2.8 GFLOP, while
 the same contraction written as ``kh * kw`` matmuls runs at matmul speed. Measured on the
 2-core CPU: the Odena DCGAN step went from 0.15 to 2.5 it/s and its supervised-only
-step from 0.7 to ~15 it/s (README, performance section). Limit: forward-mode autodiff
+step from 0.7 to ~15 it/s (docs/performance.md, "Convolutions on CPU"). Limit: forward-mode autodiff
 (jvp/jacfwd) does not go through the custom VJP (on CPU, or with
 ``SGAN_JAX_CONV_GRAD=matmul``; set it to ``lax`` for jvp).
 

@@ -1,6 +1,6 @@
 """Host-heap settings that keep a long run's resident memory flat without slowing it.
 
-Measured (``results/soak/``, README "Resident memory over a one-hour run"): MNIST
+Measured (``results/soak/``, docs/reliability.md "Resident memory"): MNIST
 training that saves a checkpoint every epoch grew from 1.65 to 1.89 GB over its first
 50 minutes under glibc's default ``malloc``, while the same run without checkpoints, and
 the same run with both thresholds fixed at 128 KiB, stayed flat. glibc starts both its

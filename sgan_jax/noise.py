@@ -3,7 +3,7 @@
 The reference MNIST discriminator adds Gaussian noise to its input and to every hidden
 layer: ~1.5M normals per training iteration at batch 100. JAX draws them with threefry,
 which XLA:CPU runs as a rolled loop; in the profile of the MLP step random numbers take a
-quarter of the operation time (README, performance section). :func:`hash_normal` derives
+quarter of the operation time (docs/performance.md). :func:`hash_normal` derives
 two 32-bit words from the key (one small threefry draw), hashes each element's flat index
 with them through two rounds of ``lowbias32`` (C. Wellons' integer hash: xor-shifts and
 odd multiplies, a bijection of uint32), and turns the top 24 bits into a normal the way
