@@ -223,7 +223,7 @@ def markdown_table(rows: list, extra: tuple = ()) -> str:
     sps = [r["steps_per_sec"] for r in rows if group(r) == key]
     if len(sps) > 1:
       spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
-  return "\n".join(table + spread)
+  return "\n".join(table + (spread if len(spread) > 3 else []))
 
 
 def main(argv=None):

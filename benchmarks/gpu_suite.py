@@ -29,18 +29,21 @@ and ``gpu_log.txt``. Every row names the device, driver/CUDA versions where read
 JAX version and the compute dtype.
 """
 
-import argparse
-import json
-import os
-import re
-import subprocess
-import sys
 import time
-from typing import Callable, Optional
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+STARTED = time.perf_counter()  # --budget_s counts from here, the imports included
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from typing import Callable, Optional  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -132,6 +135,11 @@ class Writer:
       f.write(text)
     os.replace(tmp, self.path(name))
 
+  def progress(self, row: dict) -> None:
+    """Appends a row to the protocol's history while it runs (rewritten when it ends)."""
+    with open(self.path("gpu_paper_history.jsonl"), "a") as f:
+      f.write(json.dumps(row) + "\n")
+
   def put(self, part: str, rows: list, history: Optional[list] = None) -> None:
     """Replaces ``part``'s rows (each gets the device fields) and rewrites the files."""
     self.rows[part] = [{"part": part, **self.info, **r} for r in rows]
@@ -143,17 +151,19 @@ class Writer:
 
 
 # --------------------------------------------------------------------------- part 1
-def step_groups(tiny: bool, rates: list, large_batch: int, platform: str) -> list:
+def step_groups(tiny: bool, rates: list, large_batch: int, platform: str, reps: int,
+                rounds: int) -> list:
   """``(title, configs, rounds)`` per timed group, most important first (the budget drops
-  the tail): the MNIST pair's on-device loop, then each model x batch x dtype over rates."""
-  batch, n_unl, reps, rounds = (8, 504, 1, 1) if tiny else (100, 10000, 3, 3)
+  the tail): the MNIST pair's on-device loop, then each model x batch x dtype over rates.
+  ``reps`` chunks are timed per configuration in each of ``rounds`` interleaved rounds."""
+  batch, n_unl = (8, 504) if tiny else (100, 10000)
   fields = lambda model: TINY_FIELDS[model] if tiny else None
   # An MNIST epoch: 60,000 images, 100 of them labeled (10 per class of 6,000).
   epoch_unl = 504 if tiny else 60000  # tiny: the 500-image init batch of parts 2 and 3
   loop = [dict(model="mlp", label_rate=1 / 600, batch=batch, iters=epoch_unl // batch, reps=reps,
                dtype=dt, n_unl=epoch_unl, overrides=fields("mlp"))
           for dt in (("float32",) if tiny else ("float32", "bfloat16"))]
-  loop.append(dict(model="mlp", label_rate=1 / 600, batch=batch, iters=1, reps=20 if tiny else 300,
+  loop.append(dict(model="mlp", label_rate=1 / 600, batch=batch, iters=1, reps=(20 if tiny else 100) * reps,
                    dtype="float32", n_unl=epoch_unl, overrides=fields("mlp")))
   groups = [("mlp, an epoch per dispatch vs a step per dispatch", loop, rounds)]
   order = [("conv", batch, "bfloat16"), ("mlp", batch, "float32"), ("mlp", batch, "bfloat16"),
@@ -194,7 +204,8 @@ def part_steps(a, w: Writer, deadline: float) -> None:
     return rs
 
   spent = {}  # model -> [seconds, configurations]: a group's time foreseen from its model's
-  for title, configs, rounds in step_groups(a.tiny, a.rates, a.large_batch, w.info["platform"]):
+  for title, configs, rounds in step_groups(a.tiny, a.rates, a.large_batch, w.info["platform"],
+                                            a.reps, a.rounds):
     model = configs[0]["model"]
     secs, n = spent.get(model) or [sum(v[0] for v in spent.values()), sum(v[1] for v in spent.values())]
     if time.perf_counter() + (secs / n * len(configs) if n else 0) > deadline:
@@ -305,11 +316,14 @@ def part_paper(a, w: Writer, table, cfg: Config, ds: data_lib.Dataset, iters: in
   if note:
     w.notes.append(f"paper: {note}")
   t0, stamps = time.perf_counter(), {}
+  open(w.path("gpu_paper_history.jsonl"), "w").close()
 
   def log(msg):  # wall time from the call (data splits and compilation included)
     m = re.search(r"epoch (\d+)/", msg)
-    stamps[int(m.group(1)) if m else len(stamps) + 1] = round(time.perf_counter() - t0, 2)
+    epoch = int(m.group(1)) if m else len(stamps) + 1
+    stamps[epoch] = round(time.perf_counter() - t0, 2)
     w.log("paper: " + msg)
+    w.progress({"epoch": epoch, "wall_s": stamps[epoch], "line": msg})  # kept if stopped
 
   # Fewer epochs are the same run cut short: this config's learning rate is constant
   # (lr_decay_epochs=0), so the schedule does not depend on the epoch count.
@@ -332,8 +346,8 @@ def part_paper(a, w: Writer, table, cfg: Config, ds: data_lib.Dataset, iters: in
 def synthetic_mnist(n_train: int = 1100, n_test: int = 500, seed: int = 0) -> data_lib.Dataset:
   """MNIST-shaped stand-in for --tiny: a noisy prototype image per class, ``(N, 28, 28)``.
 
-  The MNIST shape lets the tiny protocol share part 1's initialisation programs (compiled
-  op by op for each shape), which halves the tiny run's time on a CPU.
+  The MNIST shape lets the tiny protocol share part 1's initialisation programs, which
+  run op by op and are compiled once per shape.
   """
   rng = np.random.default_rng(seed)
   protos = rng.random((10, 28, 28))
@@ -437,7 +451,8 @@ def summary_markdown(info: dict, rows: dict, notes: list) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None) -> int:
+def main(argv=None, started: Optional[float] = None) -> int:
+  """``started``: the ``perf_counter`` time --budget_s counts from (default: now)."""
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--mnist", default=None, help="MNIST .npz (x_train, y_train, x_test, y_test); "
                  "needed by the paper part unless --tiny")
@@ -449,6 +464,10 @@ def main(argv=None) -> int:
   p.add_argument("--label_rates", default=None, help="label rates of part 1's groups "
                  "(default 0.001,0.01,0.1,1.0; tiny 1.0)")
   p.add_argument("--large_batch", type=int, default=None, help="the large batch of part 1 (default 1000; tiny 16)")
+  p.add_argument("--reps", type=int, default=None, help="timed chunks per configuration and "
+                 "round in part 1 (default 3; tiny 1); a step per dispatch times 100x as many")
+  p.add_argument("--rounds", type=int, default=None,
+                 help="interleaved timing rounds in part 1 (default 3; tiny 1)")
   p.add_argument("--peak_n", type=int, default=None,
                  help="matmul size for the peaks (default 8192 on GPU, 1024 on CPU, tiny 128)")
   p.add_argument("--paper_dtype", default="float32", choices=("float32", "bfloat16"),
@@ -468,8 +487,11 @@ def main(argv=None) -> int:
     p.error(f"label rates must be in (0, 1], got {a.rates}")
   a.replicas = (2 if a.tiny else 10) if a.replicas is None else a.replicas
   a.large_batch = (16 if a.tiny else 1000) if a.large_batch is None else a.large_batch
-  if a.replicas < 1 or a.large_batch < 1 or a.budget_s <= 0 or (a.peak_n or 1) < 1:
-    p.error("--replicas, --large_batch and --peak_n must be >= 1 and --budget_s > 0")
+  a.reps = (1 if a.tiny else 3) if a.reps is None else a.reps
+  a.rounds = (1 if a.tiny else 3) if a.rounds is None else a.rounds
+  if min(a.replicas, a.large_batch, a.reps, a.rounds, a.peak_n or 1) < 1 or a.budget_s <= 0:
+    p.error("--replicas, --large_batch, --reps, --rounds and --peak_n must be >= 1 and "
+            "--budget_s > 0")
   if a.mnist and not os.path.isfile(a.mnist):
     p.error(f"--mnist {a.mnist!r} is not a file; copy ../shared/datasets/mnist.npz into the "
             "repository (e.g. data_local/) and pass that path")
@@ -481,7 +503,7 @@ def main(argv=None) -> int:
     # Halves CPU compile time (read when JAX's backend starts, at the first device query);
     # the program is the same, only rounding details differ.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
-  t0 = time.perf_counter()
+  t0 = started or time.perf_counter()
   try:
     w = Writer(a.out, device_info())
     w.info["tiny"] = a.tiny
@@ -509,4 +531,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(main(started=STARTED))

@@ -94,7 +94,8 @@ def test_plan_epochs_runs_what_fits():
     (["--parts", "paper"], "the paper part needs --mnist"),
     (["--tiny", "--mnist", "no/such.npz"], "is not a file"),
     (["--tiny", "--label_rates", "0"], "label rates must be in (0, 1]"),
-    (["--tiny", "--replicas", "0"], "must be >= 1")])
+    (["--tiny", "--replicas", "0"], "must be >= 1"),
+    (["--tiny", "--rounds", "0"], "must be >= 1")])
 def test_bad_arguments_are_refused_before_measuring(args, match, tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(gpu_suite, "device_info", lambda: pytest.fail("measured"))
   with pytest.raises(SystemExit) as e:
