@@ -106,11 +106,14 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
-            dtype: str, n_unl: int, variant: str = "", overrides: Optional[dict] = None) -> dict:
+            dtype: str, n_unl: int, variant: str = "", overrides: Optional[dict] = None,
+            cost_cache: Optional[dict] = None) -> dict:
   """Builds and compiles one configuration's training chunk; times nothing but compilation.
 
   ``overrides``: config fields to change (a named ``variant`` of the model, e.g. without
-  its noise layers), timed in the same interleaved rounds as the rest.
+  its noise layers), timed in the same interleaved rounds as the rest. ``cost_cache``:
+  per-iteration costs already compiled for the same model, batch and dtype (the label
+  rate changes only the labeled set's size, not one iteration's program).
   """
   shape, fields = MODELS[model]
   cfg = Config(model=model, labels_per_class=None, label_rate=label_rate, batch_size=batch,
@@ -127,12 +130,17 @@ def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
          for e in range(reps + 1)]
   # FLOPs of one iteration from its own compiled program: XLA's cost analysis counts a
   # scan (while-loop) body once, not once per iteration.
-  b = lambda a: a[:batch]
-  obj = objectives.make_objective(cfg)
-  one = jax.jit(lambda st, xl, yl, xu, xu2: step.train_iteration(m, obj, st, xl, yl, xu, xu2))
-  cost = one.lower(state, b(dd["x_unl"]), jnp.zeros((batch,), jnp.int32), b(dd["x_unl"]),
-                   b(dd["x_unl"])).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  key = (model, batch, dtype, repr(sorted((overrides or {}).items())))
+  cost = (cost_cache or {}).get(key)
+  if cost is None:
+    b = lambda a: a[:batch]
+    obj = objectives.make_objective(cfg)
+    one = jax.jit(lambda st, xl, yl, xu, xu2: step.train_iteration(m, obj, st, xl, yl, xu, xu2))
+    cost = one.lower(state, b(dd["x_unl"]), jnp.zeros((batch,), jnp.int32), b(dd["x_unl"]),
+                     b(dd["x_unl"])).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    if cost_cache is not None:
+      cost_cache[key] = cost
   t0 = time.perf_counter()
   compiled = chunk.lower(state, dd, idx[0]).compile()
   compile_s = time.perf_counter() - t0
@@ -142,6 +150,7 @@ def prepare(model: str, label_rate: float, batch: int, iters: int, reps: int,
           "row": {"model": model, **({"variant": variant, "overrides": overrides} if variant else {}),
                   "label_rate": label_rate, "num_labeled": int(len(sp.y_lab)),
                   "global_batch": batch, "streams": 3, "examples_per_step": 4 * batch,
+                  "iters_per_dispatch": iters,
                   "compile_s": round(compile_s, 2),
                   "flops_per_step": float(cost.get("flops", float("nan"))),
                   "bytes_per_step": float(cost.get("bytes accessed", float("nan"))), "dtype": dtype}}
@@ -166,7 +175,8 @@ def bench_group(configs: list, rounds: int) -> list:
   the time (a drift shows as a trend across label rates); rotating rounds spread that
   over all of them, and the median per configuration is reported with its range.
   """
-  prepared = [prepare(**c) for c in configs]
+  cache = {}
+  prepared = [prepare(**c, cost_cache=cache) for c in configs]
   per = [[] for _ in prepared]
   for r in range(rounds):
     order = list(range(len(prepared)))
@@ -182,6 +192,40 @@ def bench_group(configs: list, rounds: int) -> list:
                  "examples_per_sec": round(sps * p["row"]["examples_per_step"], 1),
                  "achieved_flops": sps * p["row"]["flops_per_step"]})
   return rows
+
+
+def run_meta() -> dict:
+  """Where the rows were measured: devices, JAX version, host CPU, XLA flags."""
+  return {"devices": jax.device_count(), "platform": jax.devices()[0].platform,
+          "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
+          "cpu": host_cpu(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def markdown_table(rows: list, extra: tuple = ()) -> str:
+  """The rows as a markdown table, then the steps/s spread across label rates.
+
+  ``extra``: ``(header, row -> text)`` columns appended to the table.
+  """
+  name = lambda r: r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
+  table = ["| model | label rate | labeled | batch/stream | dtype | steps/s (median) | range over rounds | examples/s | compile s | GFLOP/step | achieved GFLOP/s | % of peak |"
+           + "".join(f" {h} |" for h, _ in extra),
+           "|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
+  for r in rows:
+    table.append(f"| {name(r)} | {r['label_rate']:g} | {r['num_labeled']} | {r['global_batch']} | "
+                 f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['steps_per_sec_min']:.1f}-{r['steps_per_sec_max']:.1f} | "
+                 f"{r['examples_per_sec']:.0f} | "
+                 f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
+                 f"{r['achieved_flops'] / 1e9:.1f} | {100 * r['fraction_of_peak']:.0f}% |"
+                 + "".join(f" {f(r)} |" for _, f in extra))
+  spread = ["", "| model | batch/stream | dtype | steps/s spread across label rates (max-min)/mean |",
+            "|---|---|---|---|"]
+  # Rows differing only in label rate (not in iterations per dispatch) are compared.
+  group = lambda r: (name(r), r["global_batch"], r["dtype"], r.get("iters_per_dispatch", 0))
+  for key in sorted({group(r) for r in rows}):
+    sps = [r["steps_per_sec"] for r in rows if group(r) == key]
+    if len(sps) > 1:
+      spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
+  return "\n".join(table + (spread if len(spread) > 3 else []))
 
 
 def main(argv=None):
@@ -220,10 +264,7 @@ def main(argv=None):
   # Measured in the compute dtype: a bfloat16 step is compared with a bfloat16 matmul.
   mm_dtype = jnp.dtype(a.dtype)
   peaks = [measure_peak_flops(a.peak_n, dtype=mm_dtype) for _ in range(3)]
-  meta = {"devices": jax.device_count(), "platform": jax.devices()[0].platform,
-          "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "cpu": host_cpu(),
-          "xla_flags": os.environ.get("XLA_FLAGS", "")}
+  meta = run_meta()
   rows = []
   for model in a.models.split(","):
     for batch in batches:
@@ -241,25 +282,10 @@ def main(argv=None):
   for r in rows:
     r.update(meta, fraction_of_peak=r["achieved_flops"] / peak)
     print(json.dumps(r), flush=True)
-  name = lambda r: r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
-  table = ["| model | label rate | labeled | batch/stream | dtype | steps/s (median) | range over rounds | examples/s | compile s | GFLOP/step | achieved GFLOP/s | % of peak |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    table.append(f"| {name(r)} | {r['label_rate']:g} | {r['num_labeled']} | {r['global_batch']} | "
-                 f"{r['dtype']} | {r['steps_per_sec']:.1f} | {r['steps_per_sec_min']:.1f}-{r['steps_per_sec_max']:.1f} | "
-                 f"{r['examples_per_sec']:.0f} | "
-                 f"{r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
-                 f"{r['achieved_flops'] / 1e9:.1f} | {100 * r['fraction_of_peak']:.0f}% |")
-  spread = ["", "| model | batch/stream | dtype | steps/s spread across label rates (max-min)/mean |",
-            "|---|---|---|---|"]
-  for key in sorted({(name(r), r["global_batch"], r["dtype"]) for r in rows}):
-    sps = [r["steps_per_sec"] for r in rows if (name(r), r["global_batch"], r["dtype"]) == key]
-    if len(sps) > 1:
-      spread.append(f"| {key[0]} | {key[1]} | {key[2]} | {100 * (max(sps) - min(sps)) / np.mean(sps):.1f}% |")
   md = (f"{meta['devices']} x {meta['platform']} ({meta['device_kind']}; {meta['cpu']}), JAX {meta['jax']}, "
         f"measured {mm_dtype} matmul peak {peak / 1e9:.1f} GFLOP/s (best of {len(peaks)}), "
         f"{a.rounds} interleaved rounds of {a.reps} chunks per configuration"
-        + (f", XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else "") + "\n\n" + "\n".join(table + spread))
+        + (f", XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else "") + "\n\n" + markdown_table(rows))
   print("\n" + md)
   if a.out:
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
