@@ -258,12 +258,12 @@ def paper_rows(out: dict, stamps: dict, num_test: int, target_epochs: int,
                published: Optional[tuple]) -> tuple:
   """``(rows, history)``: a row per seed, a summary row, and per-epoch means with wall times."""
   errs = lambda e: None if e is None else round(e * num_test)
-  rows = [{"seed": s["seed"], "epochs": len(h), "final_test_err": s["final_test_err"],
+  rows = [{"seed": seed, "epochs": len(h), "final_test_err": s["final_test_err"],
            "final_errors": errs(s["final_test_err"]),
            "selected_test_err": s.get("selected_test_err"),
            "selected_errors": errs(s.get("selected_test_err")),
            "best_val_epoch": s.get("best_val_epoch")}
-          for s, h in zip(out["summaries"], out["histories"])]
+          for seed, s, h in zip(out["seeds"], out["summaries"], out["histories"])]
   history = []
   for recs in zip(*out["histories"]):
     e = recs[0]["epoch"]

@@ -43,7 +43,7 @@ def train_seeds(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int], mode: s
                 log: Callable[[str], None] = print, data_seed: Optional[int] = None) -> dict:
   """Trains one replica per seed at once.
 
-  Returns ``{"histories": [S lists of records], "summaries": [S dicts], "states": a
+  Returns ``{"seeds", "histories": [S lists of records], "summaries": [S dicts], "states": a
   TrainState with a leading S axis, "splits": [S Splits], "replica_it_per_s",
   "compile_s"}``; record and summary fields are those of :func:`sgan_jax.train.train`.
   """
@@ -113,5 +113,5 @@ def train_seeds(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int], mode: s
                 "train_s": round(t_train, 2), "compile_s": round(compile_s, 2),
                 "it_per_s": round(rate / len(seeds), 2) if rate else None}
                for h, b in zip(histories, bests)]
-  return {"summaries": summaries, "histories": histories, "states": states, "splits": splits,
-          "replica_it_per_s": rate, "compile_s": compile_s}
+  return {"seeds": list(seeds), "summaries": summaries, "histories": histories, "states": states,
+          "splits": splits, "replica_it_per_s": rate, "compile_s": compile_s}
