@@ -59,3 +59,19 @@ def assert_devices_agree(a, b, names=("d_params", "d_avg", "g_params", "g_state"
     assert jax.tree.structure(getattr(a, name)) == jax.tree.structure(getattr(b, name)), name
     for x, y in zip(jax.tree.leaves(getattr(a, name)), jax.tree.leaves(getattr(b, name))):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def rig_val_errors(monkeypatch, errs):
+  """Makes ``train``'s next evaluations report ``errs`` (one each) as validation error;
+  later ones are real. Which epoch is "best" then follows from the test, not from how a
+  tiny run happens to go."""
+  from sgan_jax import train
+  real, left = train._evaluate, list(errs)
+
+  def evaluate(*args):
+    val_err, rec = real(*args)
+    if left:
+      val_err = left.pop(0)
+    return val_err, {**rec, "val_err": val_err}
+
+  monkeypatch.setattr(train, "_evaluate", evaluate)
