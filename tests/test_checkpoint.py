@@ -50,7 +50,8 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_checkpoints_written_and_kept(tmp_path, monkeypatch):
-  rig_val_errors(monkeypatch, [0.1, 0.5, 0.4, 0.3])  # epoch 1 is the best, and then too old
+  # Epoch 1 is the best (tied by 3: the first is selected), and then too old to be kept.
+  rig_val_errors(monkeypatch, [0.2, 0.5, 0.2, 0.3])
   out = run(CFG.replace(keep_checkpoints=2), str(tmp_path))
   assert out["summary"]["best_val_epoch"] == 1
   c = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints_sgan"))

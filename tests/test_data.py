@@ -41,6 +41,9 @@ def test_select_labeled_rate_is_stratified_and_full_rate_takes_all():
   idx = data.select_labeled(y, 4, rate=0.1, seed=0)
   np.testing.assert_array_equal(np.bincount(y[idx], minlength=4), [5, 5, 5, 5])
   np.testing.assert_array_equal(data.select_labeled(y, 4, rate=1.0, seed=0), np.arange(200))
+  # Rounded to the nearest count: 0.058 * 50 = 2.9 -> 3 per class.
+  idx = data.select_labeled(y, 4, rate=0.058, seed=0)
+  np.testing.assert_array_equal(np.bincount(y[idx], minlength=4), [3, 3, 3, 3])
 
 
 def test_select_labeled_total_is_as_balanced_as_the_count_allows():
@@ -193,6 +196,13 @@ def test_digits_is_bundled_and_fixed():
   np.testing.assert_array_equal(b.y_test, a.y_test)
   np.testing.assert_allclose(b.x_train, 2 * a.x_train - 1)
   assert b.x_train.min() == -1.0 and b.x_train.max() == 1.0
+
+
+def test_validation_split_has_exactly_val_size_examples_stratified():
+  _, y = synthetic()  # 50 per class: 42 is 10.5 per class, the remainder goes to two classes
+  idx = data.split_validation(y, 42, 4, 0)
+  assert len(idx) == len(np.unique(idx)) == 42
+  assert sorted(np.bincount(y[idx], minlength=4).tolist()) == [10, 10, 11, 11]
 
 
 def test_validation_split_too_large():

@@ -138,6 +138,20 @@ def test_lr_schedule_reference_shape():
   assert float(sched(jnp.asarray(299 * 600))) == pytest.approx(0.00003)
 
 
+def test_errors_from_outputs_drop_the_fake_column_and_give_rmse():
+  out = np.array([[0.0, 2.0, 9.0], [3.0, 1.0, 9.0]])  # K=2 class logits + a large fake logit
+  y = np.array([1, 1])
+  assert train.errors_from_outputs(out, y, tiny_config(parameterization="k+1")) == 0.5
+  assert train.errors_from_outputs(out[:, :2], y, tiny_config()) == 0.5
+  # One error per leading index (several models at once).
+  np.testing.assert_array_equal(
+      train.errors_from_outputs(np.stack([out, out[:, [1, 0, 2]]]), y,
+                                tiny_config(parameterization="k+1")), [0.5, 0.5])
+  reg = np.array([[1.0, 7.0], [3.0, -7.0]])  # output 0 is the regression head
+  assert train.errors_from_outputs(reg, np.zeros(2), tiny_config(task="regression")) == \
+      pytest.approx(np.sqrt(5.0))
+
+
 def test_epoch_indices_tile_labeled_and_permute_unlabeled():
   idx = train.epoch_indices(0, 3, n_lab=10, n_unl=60, iters=6, batch=10)
   assert idx["lab"].shape == (6, 10)
