@@ -99,7 +99,7 @@ MUTANTS = [
            "unsupervised D loss uses fake logits in the real term", LOSS_TESTS),
     Mutant("losses.d_unl_fake_sign", LOSSES, "          + 0.5 * jnp.mean(jax.nn.softplus(z_fake)))",
            "          - 0.5 * jnp.mean(jax.nn.softplus(z_fake)))",
-           "unsupervised D loss rewards believing fakes are fake the wrong way", LOSS_TESTS),
+           "unsupervised D loss with the fake term's sign flipped", LOSS_TESTS),
     Mutant("losses.fm_sqrt", LOSSES, "    return jnp.mean(jnp.square(diff))", "    return jnp.sqrt(jnp.mean(jnp.square(diff)))",
            "feature matching (order 2) takes a root", LOSS_TESTS),
     Mutant("losses.fm_l1_sum", LOSSES, "    return jnp.mean(jnp.abs(diff))", "    return jnp.sum(jnp.abs(diff))",
