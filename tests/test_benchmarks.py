@@ -34,6 +34,31 @@ def test_bench_steps_writes_every_required_field(tmp_path, monkeypatch):
   assert "| mlp | 0.01 |" in md and "spread across label rates" in md
 
 
+def test_bench_steps_summaries_from_known_timings(tmp_path, monkeypatch):
+  """Median, range, throughput and the peak from given timings: no real measurement."""
+  speeds = {0.01: [3.0, 1.0, 2.0], 1.0: [10.0, 40.0, 20.0]}  # steps/s per round
+  peaks = iter([5e9, 9e9, 7e9, 6e9])  # 3 before timing + 1 per (model, batch)
+  monkeypatch.setattr(bench_steps, "measure_peak_flops", lambda *a, **k: next(peaks))
+  monkeypatch.setattr(bench_steps, "prepare", lambda **c: {"rate": c["label_rate"], "row": {
+      "model": c["model"], "label_rate": c["label_rate"], "num_labeled": 10, "dtype": c["dtype"],
+      "global_batch": c["batch"], "examples_per_step": 4 * c["batch"], "compile_s": 1.0,
+      "flops_per_step": 1e6}})
+  monkeypatch.setattr(bench_steps, "time_round", lambda p: speeds[p["rate"]].pop(0))
+  out = tmp_path / "k.jsonl"
+  assert bench_steps.main(["--models", "mlp", "--label_rates", "0.01,1.0", "--batches", "8",
+                           "--rounds", "3", "--out", str(out)]) == 0
+  a, b = [json.loads(l) for l in out.read_text().splitlines()]
+  assert (a["steps_per_sec"], a["steps_per_sec_min"], a["steps_per_sec_max"]) == (2.0, 1.0, 3.0)
+  assert (b["steps_per_sec"], b["steps_per_sec_min"], b["steps_per_sec_max"]) == (20.0, 10.0, 40.0)
+  assert a["examples_per_sec"] == 2.0 * 32 and b["achieved_flops"] == 20.0 * 1e6
+  assert a["peak_flops"] == b["peak_flops"] == 9e9
+  assert a["peak_flops_measurements"] == [5e9, 9e9, 7e9, 6e9]
+  assert b["fraction_of_peak"] == pytest.approx(20.0 * 1e6 / 9e9)
+  md = (tmp_path / "k.md").read_text()
+  assert "| mlp | 0.01 | 10 | 8 | float32 | 2.0 | 1.0-3.0 | 64 |" in md
+  assert "| mlp | 8 | float32 | 163.6% |" in md  # (20 - 2) / mean(2, 20)
+
+
 def test_host_cpu_names_the_family_and_the_vector_isa(tmp_path):
   info = tmp_path / "cpuinfo"
   core = ("processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"

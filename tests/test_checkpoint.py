@@ -17,7 +17,7 @@ from sgan_jax import guards
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data, train
 from sgan_jax.errors import SganError
-from tests.helpers import blobs, splits_for, tiny_config
+from tests.helpers import blobs, rig_val_errors, splits_for, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,13 +50,15 @@ def uninterrupted(tmp_path_factory):
   return run(CFG, str(tmp_path_factory.mktemp("full")))
 
 
-def test_checkpoints_written_and_kept(uninterrupted, tmp_path_factory):
-  wd = tmp_path_factory.mktemp("keep")
-  run(CFG.replace(keep_checkpoints=2), str(wd))
-  c = ckpt_lib.Checkpointer(str(wd / "checkpoints_sgan"))
+def test_checkpoints_written_and_kept(tmp_path, monkeypatch):
+  # Epoch 1 is the best (tied by 3: the first is selected), and then too old to be kept.
+  rig_val_errors(monkeypatch, [0.2, 0.5, 0.2, 0.3])
+  out = run(CFG.replace(keep_checkpoints=2), str(tmp_path))
+  assert out["summary"]["best_val_epoch"] == 1
+  c = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints_sgan"))
   kept = c.all_epochs()
   c.close()
-  assert kept[-2:] == [3, 4] and len(kept) <= 3  # last 2 + the best on validation
+  assert kept == [1, 3, 4], kept  # the last 2 + the best on validation
 
 
 def test_sigterm_in_process_then_resume_is_bitwise_identical(uninterrupted, tmp_path):
@@ -76,7 +78,11 @@ def test_sigterm_in_process_then_resume_is_bitwise_identical(uninterrupted, tmp_
 
 def test_completed_run_resumes_to_same_result(uninterrupted, tmp_path):
   run(CFG, str(tmp_path))
-  again = run(CFG, str(tmp_path))
+  lines = []
+  again = run(CFG, str(tmp_path), lines.append)
+  # Restored, not retrained: retraining from scratch would end in the same state.
+  assert any(f"resumed from {tmp_path / 'checkpoints_sgan'}/4: epoch 4" in ln for ln in lines), lines
+  assert not any("epoch 1/" in ln for ln in lines), lines
   assert again["summary"]["steps"] == uninterrupted["summary"]["steps"]
   assert_same_state(again["state"], uninterrupted["state"])
 
@@ -209,9 +215,32 @@ def test_foreign_checkpoint_is_refused(tmp_path):
     run(tiny_config(epochs=1), str(tmp_path))
 
 
-def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
+def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(uninterrupted, tmp_path,
+                                                           monkeypatch):
   with pytest.raises(SganError, match=r"non-finite loss_\w+=nan at step \d+ \(epoch 1\)"):
     run(tiny_config(epochs=2, lr=1e30), None)
+  # With a workdir and a loss that turns NaN in epoch 3 (step 2 of 3): stopped, epoch 2 kept.
+  real, calls = guards.first_nonfinite, {"n": 0}
+
+  def fake(per_step):
+    calls["n"] += 1
+    return (1, "loss_lab", float("nan")) if calls["n"] == 3 else real(per_step)
+
+  monkeypatch.setattr(guards, "first_nonfinite", fake)
+  cdir = tmp_path / "checkpoints_sgan"
+  with pytest.raises(SganError, match=rf"loss_lab=nan at step 8 \(epoch 3\); stopped, the last "
+                                      rf"good checkpoint {cdir}/2 is kept"):
+    run(CFG, str(tmp_path))
+  c = ckpt_lib.Checkpointer(str(cdir))
+  kept = c.all_epochs()
+  c.close()
+  assert kept == [1, 2], kept
+  # ... and usable: the rerun resumes there and ends where the uninterrupted run ends.
+  monkeypatch.setattr(guards, "first_nonfinite", real)
+  lines = []
+  out = run(CFG, str(tmp_path), lines.append)
+  assert any(f"resumed from {cdir}/2: epoch 2" in ln for ln in lines), lines
+  assert_same_state(out["state"], uninterrupted["state"])
 
 
 def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):

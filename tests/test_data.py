@@ -1,5 +1,7 @@
 """Labeled-subset selection, validation split, loaders and their error messages."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,9 @@ def test_select_labeled_rate_is_stratified_and_full_rate_takes_all():
   idx = data.select_labeled(y, 4, rate=0.1, seed=0)
   np.testing.assert_array_equal(np.bincount(y[idx], minlength=4), [5, 5, 5, 5])
   np.testing.assert_array_equal(data.select_labeled(y, 4, rate=1.0, seed=0), np.arange(200))
+  # Rounded to the nearest count: 0.058 * 50 = 2.9 -> 3 per class.
+  idx = data.select_labeled(y, 4, rate=0.058, seed=0)
+  np.testing.assert_array_equal(np.bincount(y[idx], minlength=4), [3, 3, 3, 3])
 
 
 def test_select_labeled_total_is_as_balanced_as_the_count_allows():
@@ -108,9 +113,12 @@ def test_from_arrays_scales_uint8_and_adds_channel():
   x, y = synthetic()
   ds = data.from_arrays(x, y, x, y)
   assert ds.x_train.shape == (200, 6, 6, 1) and ds.x_train.dtype == np.float32
-  np.testing.assert_allclose(ds.x_train.max(), x.max() / 255.0)
+  np.testing.assert_allclose(ds.x_train[..., 0], x / 255.0, rtol=1e-6)
   ds2 = data.from_arrays(x, y, x, y, pixel_range="-1,1")
   assert ds2.x_train.min() >= -1.0 and ds2.x_train.max() <= 1.0
+  # The reference's (x - 127.5) / 128: 0 -> -0.996, 255 -> 0.996, symmetric about 0.
+  np.testing.assert_allclose(ds2.x_train[..., 0], (x - 127.5) / 128.0, rtol=1e-6)
+  np.testing.assert_allclose(ds2.x_test[..., 0], (x - 127.5) / 128.0, rtol=1e-6)
   assert ds.num_classes == 4
 
 
@@ -163,12 +171,32 @@ def test_load_npz_roundtrip_and_errors(tmp_path):
     data.load("imagenet")
 
 
+def _digest(x, y):
+  raw = np.asarray(x, np.float32).tobytes() + np.asarray(y, np.int32).tobytes()
+  return hashlib.sha256(raw).hexdigest()[:16]
+
+
 def test_digits_is_bundled_and_fixed():
+  """The split every digits result was reported on, pinned by stored values."""
   a = data.load_digits()
-  b = data.load_digits()
   assert a.x_train.shape == (1300, 8, 8, 1) and a.x_test.shape == (497, 8, 8, 1)
-  np.testing.assert_array_equal(a.y_test, b.y_test)
-  assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+  assert a.y_train[:12].tolist() == [1, 7, 1, 0, 0, 5, 8, 3, 7, 5, 5, 1]
+  assert a.y_test[:12].tolist() == [5, 8, 2, 5, 5, 2, 1, 6, 6, 2, 1, 4]
+  assert np.bincount(a.y_test).tolist() == [49, 50, 49, 51, 50, 50, 50, 50, 48, 50]
+  assert float(a.x_train.sum()) == pytest.approx(25395.375)
+  assert (_digest(a.x_train, a.y_train), _digest(a.x_test, a.y_test)) == (
+      "8bed41f052de440a", "75c84eb18e87f23a")
+  b = data.load_digits(pixel_range="-1,1")  # the same split, rescaled
+  np.testing.assert_array_equal(b.y_test, a.y_test)
+  np.testing.assert_allclose(b.x_train, 2 * a.x_train - 1)
+  assert b.x_train.min() == -1.0 and b.x_train.max() == 1.0
+
+
+def test_validation_split_has_exactly_val_size_examples_stratified():
+  _, y = synthetic()  # 50 per class: 42 is 10.5 per class, the remainder goes to two classes
+  idx = data.split_validation(y, 42, 4, 0)
+  assert len(idx) == len(np.unique(idx)) == 42
+  assert sorted(np.bincount(y[idx], minlength=4).tolist()) == [10, 10, 11, 11]
 
 
 def test_validation_split_too_large():

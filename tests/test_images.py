@@ -40,8 +40,19 @@ def test_grid_layout_and_png_roundtrip(tmp_path):
 
 
 def test_rgb_and_value_range(tmp_path):
-  x = np.full((2, 2, 2, 3), -1.0, np.float32)
+  # One 2x3 RGB image spanning [-1, 1]; channels differ so their order shows too.
+  v = np.array([[-1.0, -0.5, 0.0], [0.5, 1.0, 2.0]], np.float32)
+  x = np.stack([v, -v, np.zeros_like(v)], -1)[None]
   p = tmp_path / "c.png"
   images.save_grid(str(p), x, value_range=(-1.0, 1.0), upscale=1)
   img = _read_png(p)
-  assert img.shape[2] == 3 and img[1, 1].tolist() == [0, 0, 0]
+  assert img.shape == (4, 5, 3)
+  # (v + 1) / 2 * 255, rounded; 2.0 is clipped to white, -2.0 to black.
+  want_r = [[0, 64, 128], [191, 255, 255]]
+  want_g = [[255, 191, 128], [64, 0, 0]]
+  np.testing.assert_array_equal(img[1:3, 1:4, 0], want_r)
+  np.testing.assert_array_equal(img[1:3, 1:4, 1], want_g)
+  np.testing.assert_array_equal(img[1:3, 1:4, 2], 128)
+  # The default range (0, 1) reads the same values otherwise: 0.5 is 128, not 191.
+  images.save_grid(str(p), x, upscale=1)
+  assert _read_png(p)[2, 1, 0] == 128 and _read_png(p)[1, 3, 0] == 0

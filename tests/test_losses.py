@@ -101,6 +101,9 @@ def test_error_rate_and_class_logits():
   l = jnp.array([[0.0, 1.0, 5.0], [3.0, 0.0, 9.0]])  # k+1: last column is fake
   np.testing.assert_array_equal(losses.class_logits(l, "k+1"), [[-5.0, -4.0], [-6.0, -9.0]])
   assert float(losses.error_rate(l, jnp.array([1, 1]), "k+1")) == 0.5
+  # Predictions are [1, 0] (the fake column never wins): all right, then all wrong.
+  assert float(losses.error_rate(l, jnp.array([1, 0]), "k+1")) == 0.0
+  assert float(losses.error_rate(l, jnp.array([0, 1]), "k+1")) == 1.0
   with pytest.raises(ValueError):
     losses.real_logit(l, "k+2")
 

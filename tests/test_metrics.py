@@ -11,6 +11,13 @@ def _gaussian(rng, n, mean, cov):
   return rng.multivariate_normal(mean, cov, size=n)
 
 
+def test_gaussian_stats_are_the_mean_and_unbiased_covariance():
+  f = np.random.default_rng(4).normal(size=(5, 3))
+  mu, cov = metrics.gaussian_stats(f)
+  np.testing.assert_allclose(mu, f.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(cov, np.cov(f, rowvar=False), rtol=1e-4, atol=1e-6)  # N - 1
+
+
 def test_fid_identical_features_is_zero():
   f = np.random.default_rng(0).normal(size=(500, 6))
   assert float(metrics.fid(f, f)) == pytest.approx(0.0, abs=1e-3)

@@ -34,7 +34,7 @@ def _train(run_dir, mode, epochs):
   return train.train(cfg, data.splits_for(ds, cfg), mode, log=lambda s: None)["history"]
 
 
-def _replay(run_dir, mode, epochs):
+def _replay(run_dir, mode, epochs, exact=True):
   """Trains in a fresh process with the runs' own JAX settings: the test session's
   (tests/conftest.py: 8 fake devices, partitionable threefry) draw other random bits."""
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",)}
@@ -47,7 +47,10 @@ def _replay(run_dir, mode, epochs):
   for got, want in zip(history, recorded):
     for k, v in want.items():
       if k.startswith(("loss", "val_err", "test_err", "train_err")) and k not in RETIRED_KEYS:
-        assert got[k] == v, (run_dir, want["epoch"], k, got[k], v)
+        if exact:
+          assert got[k] == v, (run_dir, want["epoch"], k, got[k], v)
+        else:
+          assert got[k] == pytest.approx(v, rel=2e-2, abs=2e-3), (run_dir, want["epoch"], k)
   assert len(history) == epochs
 
 
@@ -61,7 +64,10 @@ def test_mnist_fm_100_labels_seed_1_first_epochs():
 @mnist
 @pytest.mark.parametrize("mode", ["sgan", "supervised"])
 def test_odena_dcgan_100_labels_seed_1(mode):  # ~8 min (sgan) on 2 CPU cores
-  _replay("results/tables/mnist_odena_1ep/labels_100/seed_1", mode, 1)
+  # Recorded on another CPU, where the DCGAN's convolutions round differently (the code
+  # before the module split gives the same values here as today's); compared closely, not
+  # bit for bit. The MLP run above and the tabular run repeat exactly across these CPUs.
+  _replay("results/tables/mnist_odena_1ep/labels_100/seed_1", mode, 1, exact=False)
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from sgan_jax import objectives, step
 from sgan_jax import data, losses, models, train
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
-from tests.helpers import ADAM_LINEAR, assert_devices_agree, blobs, splits_for, tiny_config
+from tests.helpers import (ADAM_LINEAR, assert_devices_agree, blobs, rig_val_errors, splits_for,
+                           tiny_config)
 
 RNG = np.random.default_rng(0)
 
@@ -231,9 +232,10 @@ def test_new_config_values_are_checked():
     Config(conditional=True, task="regression", pixel_range="none")
 
 
-def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
+def test_conditional_run_exports_labeled_npz_that_loads(tmp_path, monkeypatch):
   from sgan_jax import evaluator, experiment, generate
   cfg = tiny_config(conditional=True, epochs=3, val_size=16)
+  rig_val_errors(monkeypatch, [0.5, 0.1, 0.3])  # "best" (epoch 2) is not the last epoch
   ds = blobs()
   wd = str(tmp_path / "run")
   experiment.train_and_evaluate(cfg, wd, ds, log=lambda s: None, modes=["sgan"])
@@ -263,14 +265,16 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path):
   assert any("loaded" in ln for ln in lines) and not any("epoch" in ln for ln in lines), lines
   np.testing.assert_allclose(again.probs(ds.x_test), ref.probs(ds.x_test), rtol=1e-6)
   # Checkpointed generators: the final epoch's equals generator.msgpack; "best" is the
-  # epoch selected on validation (summary.json), whichever that is.
+  # epoch selected on validation (summary.json), not the newest.
   m3, g3 = generate.load_generator(wd, "3")
   np.testing.assert_array_equal(generate.sample_per_class(m3, g3, 3, seed=0)[0], a)
   sel = json.load(open(os.path.join(wd, "summary.json")))["sgan"]["best_val_epoch"]
+  assert sel == 2
   mb, gb = generate.load_generator(wd, "best")
   ms, gs = generate.load_generator(wd, str(sel))
-  np.testing.assert_array_equal(generate.sample_per_class(mb, gb, 3, seed=0)[0],
-                                generate.sample_per_class(ms, gs, 3, seed=0)[0])
+  best_x = generate.sample_per_class(mb, gb, 3, seed=0)[0]
+  np.testing.assert_array_equal(best_x, generate.sample_per_class(ms, gs, 3, seed=0)[0])
+  assert not np.array_equal(best_x, a), "'best' gave the last epoch's generator"
   best = generate.export_labeled(wd, str(tmp_path / "best.npz"), per_class=3, checkpoint="best")
   assert data.load_npz(best["npz"], num_classes=4).x_train.shape == (12, 8, 8, 1)
   with pytest.raises(SganError, match="not among the kept checkpoints"):

@@ -2,12 +2,14 @@
 
 import dataclasses
 import json
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sgan_jax import evaluation
 from sgan_jax import guards
 from sgan_jax import state as state_lib
 from sgan_jax import objectives, step
@@ -67,22 +69,31 @@ def test_same_seed_is_bitwise_reproducible():
   assert [h["test_err"] for h in a["history"]] == [h["test_err"] for h in b["history"]]
 
 
-def test_labels_of_unlabeled_examples_cannot_influence_training():
-  """Relabel every non-labeled training example: training must be bitwise unchanged."""
-  cfg = tiny_config(val_size=0)
+def test_labels_of_unlabeled_examples_cannot_influence_training(tmp_path):
+  """Relabel most non-labeled training examples: from the dataset to the trained weights,
+  everything a run produces must be bitwise unchanged."""
+  cfg = tiny_config(val_size=0, baseline=False)
   ds = blobs()
   sp = splits_for(cfg, ds)
+  # select_labeled takes each class's first examples in a seeded permutation; an example
+  # placed after every chosen one can take any label without changing that choice.
+  pos = np.argsort(np.random.RandomState(cfg.data_seed).permutation(len(ds.y_train)))
+  late = np.flatnonzero(pos > pos[sp.lab_idx].max())
+  assert len(late) > len(ds.y_train) // 2
   y2 = ds.y_train.copy()
-  others = np.setdiff1d(np.arange(len(y2)), sp.lab_idx)
-  y2[others] = (y2[others] + 1) % ds.num_classes
-  # The labeled subset is chosen from labels, so keep its choice fixed by construction.
-  sp2 = dataclasses.replace(sp)  # same x_unl/x_lab/y_lab; y2 exists only in the dataset
+  y2[late] = (y2[late] + 1) % ds.num_classes
   ds2 = dataclasses.replace(ds, y_train=y2)
-  assert np.array_equal(ds2.y_train[sp.lab_idx], sp.y_lab)
-  a = train.train(cfg, sp, log=lambda s: None)["state"]
-  b = train.train(cfg, sp2, log=lambda s: None)["state"]
-  for x, y in zip(jax.tree.leaves(a.d_params), jax.tree.leaves(b.d_params)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  sp2 = splits_for(cfg, ds2)
+  np.testing.assert_array_equal(sp2.lab_idx, sp.lab_idx)
+  # The whole pipeline (splits, training, exported weights) sees only the dataset.
+  runs = []
+  for name, d in (("a", ds), ("b", ds2)):
+    wd = tmp_path / name
+    runs.append((experiment.train_and_evaluate(cfg, str(wd), d, log=lambda s: None), wd))
+  (sa, a), (sb, b) = runs
+  for f in ("classifier_sgan.msgpack", "generator.msgpack", "labeled_indices.npy"):
+    assert (a / f).read_bytes() == (b / f).read_bytes(), f"{f} depends on hidden labels"
+  assert sa["sgan"]["final_test_err"] == sb["sgan"]["final_test_err"]
   # And the splits object exposes no labels for the unlabeled stream at all.
   assert {f.name for f in dataclasses.fields(sp)} >= {"x_unl"}
   assert not [f.name for f in dataclasses.fields(sp) if f.name.startswith("y_unl")]
@@ -135,6 +146,20 @@ def test_lr_schedule_reference_shape():
   assert float(sched(jnp.asarray(299 * 600))) == pytest.approx(0.00003)
 
 
+def test_errors_from_outputs_drop_the_fake_column_and_give_rmse():
+  out = np.array([[0.0, 2.0, 9.0], [3.0, 1.0, 9.0]])  # K=2 class logits + a large fake logit
+  y = np.array([1, 1])
+  assert evaluation.errors_from_outputs(out, y, tiny_config(parameterization="k+1")) == 0.5
+  assert evaluation.errors_from_outputs(out[:, :2], y, tiny_config()) == 0.5
+  # One error per leading index (several models at once).
+  np.testing.assert_array_equal(
+      evaluation.errors_from_outputs(np.stack([out, out[:, [1, 0, 2]]]), y,
+                                tiny_config(parameterization="k+1")), [0.5, 0.5])
+  reg = np.array([[1.0, 7.0], [3.0, -7.0]])  # output 0 is the regression head
+  assert evaluation.errors_from_outputs(reg, np.zeros(2), tiny_config(task="regression")) == \
+      pytest.approx(np.sqrt(5.0))
+
+
 def test_epoch_indices_tile_labeled_and_permute_unlabeled():
   idx = data.epoch_indices(0, 3, n_lab=10, n_unl=60, iters=6, batch=10)
   assert idx["lab"].shape == (6, 10)
@@ -171,9 +196,13 @@ def test_bfloat16_compute_keeps_float32_state(model):
       if jnp.issubdtype(leaf.dtype, jnp.floating):
         assert leaf.dtype == jnp.float32, name
   assert np.isfinite(out["history"][-1]["loss_unl"])
+  # The discriminator's matrix products really run in bfloat16.
+  x = jnp.asarray(blobs().x_test[:8])
+  jaxpr = str(jax.make_jaxpr(step.make_predict(out["models"]))(st.d_avg, st.d_frozen, x))
+  products = re.findall(r"(\w+)\[[\d,]*\] = (?:dot_general|conv_general_dilated)\[", jaxpr)
+  assert products and set(products) == {"bf16"}, f"matrix products in {products}, not bf16"
   # The same weights evaluated in bf16 and f32 give nearly the same logits.
   m32 = state_lib.build_models(cfg.replace(compute_dtype="float32"), (8, 8, 1), 4, 3)
-  x = jnp.asarray(blobs().x_test[:8])
   f32 = step.make_predict(m32)(st.d_avg, st.d_frozen, x)
   bf16 = step.make_predict(out["models"])(st.d_avg, st.d_frozen, x)
   assert bf16.dtype == jnp.float32
@@ -226,3 +255,18 @@ def test_progress_eta_follows_the_last_block_speed():
   assert rundir.speed_text(600, 30.0, 10, compiled=False) == "20.0 it/s, ETA 5m00s"
   assert rundir.speed_text(600, 3.0, 10000, compiled=False) == "200.0 it/s, ETA 8h20m"
   assert rundir.speed_text(600, 12.34, 10, compiled=True) == "compiled+ran in 12.3s"
+
+
+def test_evaluation_reads_the_average_for_validation_and_test():
+  import types
+  # A predictor that says class 0 for the averaged weights and class 1 for the live ones.
+  predict = lambda params, frozen, x: np.tile([[1.0, 0.0]] if params == "avg" else [[0.0, 1.0]],
+                                              (len(x), 1))
+  st = types.SimpleNamespace(d_avg="avg", d_params="live", d_frozen={})
+  zeros = np.zeros((5, 2), np.float32)
+  sp = types.SimpleNamespace(x_val=zeros, y_val=np.zeros(5, int), x_test=zeros,
+                             y_test=np.zeros(5, int))
+  rec = evaluation.evaluate(predict, st, sp, tiny_config())
+  assert rec == {"val_err": 0.0, "test_err": 0.0, "test_err_live": 1.0}
+  no_val = types.SimpleNamespace(**{**vars(sp), "x_val": zeros[:0], "y_val": np.zeros(0, int)})
+  assert evaluation.evaluate(predict, st, no_val, tiny_config())["val_err"] is None
