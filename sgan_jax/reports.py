@@ -32,6 +32,7 @@ class Table:
   source: str                      # the paper and table the published column comes from
   modes: tuple[str, ...] = ("sgan", "supervised")
   unit: str = "%"                  # "%" or "errors" (count on the test set, as in the paper)
+  published_epoch: Optional[int] = None  # the epoch the published numbers are at (plots)
 
 
 def train_seconds_to(records: Sequence[dict], budget: int) -> float:
@@ -184,6 +185,11 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
             "sources": {str(n): sources[n] for n in labels}, "rows": rows,
             "cells": aggregate(rows)}
   write_outputs(table, result, out)
+  try:
+    plot_cell_curves(table, result, lambda n, s: os.path.join(sources[n], f"labels_{n}", f"seed_{s}"),
+                     os.path.join(out, "test_error_vs_epoch.png"))
+  except ImportError:
+    pass
   return result
 
 
@@ -341,3 +347,46 @@ def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
+
+
+def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, str], str],
+                     path: str) -> Optional[str]:
+  """``test_error_vs_epoch.png``: per cell (label count), each seed's SGAN test error by
+  epoch (thin), their mean (bold), and the published mean ± std as a band at the epoch
+  the paper reports (its unit: errors or %). ``run_dir(n, seed)``: a run's folder."""
+  cells = sorted({r["labels"] for r in result["rows"] if r["mode"] == "sgan"})
+  if not cells:
+    return None
+  num_test = result["cells"][0]["num_test"]
+  scale = num_test if table.unit == "errors" else 100.0
+  pub = published_errors(table, num_test)
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
+  for ax, n in zip(axes[0], cells):
+    seeds = sorted(r["seed"] for r in result["rows"] if r["labels"] == n and r["mode"] == "sgan")
+    curves = []
+    for s in seeds:
+      with open(os.path.join(run_dir(n, s), "metrics_sgan.jsonl")) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+      curves.append({r["epoch"]: scale * r["test_err"] for r in recs})
+      ax.plot(list(curves[-1]), list(curves[-1].values()), lw=0.7, alpha=0.6, label=f"seed {s}")
+    common = sorted(set.intersection(*(set(c) for c in curves)))
+    ax.plot(common, [np.mean([c[e] for c in curves]) for e in common], lw=2.0, color="black",
+            label=f"mean of {len(seeds)}")
+    if n in pub:
+      m, sd = (v * num_test / 100 if table.unit == "errors" else v for v in pub[n])
+      end = table.published_epoch or max(common[-1], 1)
+      ax.fill_between([0.9 * end, end], m - sd, m + sd, color="tab:red", alpha=0.4, zorder=3,
+                      label=f"published {table.published[n]} (epoch {end})")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test errors" if table.unit == "errors" else "test error (%)")
+    ax.set_title(f"{n} labels", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.suptitle(textwrap.fill(result["title"], 110), fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+

@@ -203,3 +203,14 @@ def test_validation_split_too_large():
   _, y = synthetic()
   with pytest.raises(SganError, match="leaves no training data"):
     data.split_validation(y, 200, 4, 0)
+
+
+def test_tfds_source_through_mock_data():
+  # The TFDS path (no download: tfds.testing.mock_data); the 32x32 configs' end-to-end
+  # runs on it are in the slow set (tests/test_tables.py).
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=12):
+    ds = data.load("mnist", pixel_range="-1,1")
+  assert ds.x_train.shape[1:] == (28, 28, 1) and ds.x_train.dtype == np.float32
+  assert ds.x_train.min() >= -1.0 and ds.x_train.max() <= 1.0
+  assert ds.num_classes == 10 and 0 <= ds.y_train.min() and ds.y_train.max() < 10

@@ -170,6 +170,7 @@ PREEMPT_DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~25 s of two processes; one-process SIGTERM is in the default set
 def test_sigterm_to_one_process_stops_all_at_the_same_epoch(tmp_path):
   """Preemption reaches processes at different times (here: only one of them). All must
   stop after the same epoch with one checkpoint, or one would wait forever in a

@@ -99,7 +99,9 @@ def test_uneven_label_count_runs_a_balanced_cell(tmp_path):
 
 # Both configs take the same path (32x32 conv pair, tfds source); CIFAR-10's run is the
 # slower one and stays in the slow set.
-@pytest.mark.parametrize("name", [pytest.param("cifar10_fm", marks=pytest.mark.slow), "svhn_fm"])
+# ~25 s each (the 32x32 conv pair compiles); the TFDS source itself: tests/test_data.py.
+@pytest.mark.parametrize("name", [pytest.param("cifar10_fm", marks=pytest.mark.slow),
+                                  pytest.param("svhn_fm", marks=pytest.mark.slow)])
 def test_cifar_svhn_configs_run_end_to_end_on_tfds_mock_data(name, tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   table, cfg = configs.load_table(name)

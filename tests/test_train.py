@@ -100,7 +100,8 @@ def test_labels_of_unlabeled_examples_cannot_influence_training(tmp_path):
 
 
 @pytest.mark.parametrize("make_cfg,side,ch,extra", [(tiny_config, 8, 1, {}),
-                                                    (tiny_config, 8, 1, {"noise_rng": "hash"}),
+                                                    pytest.param(tiny_config, 8, 1, {"noise_rng": "hash"},
+                                                                 marks=pytest.mark.slow),
                                                     # a batch statistic: global-batch mean
                                                     (tiny_config, 8, 1, {"balance_weight": 1.0}),
                                                     (tiny_conv_config, 16, 3, {})])

@@ -1,11 +1,12 @@
 """Training trajectories pinned: every objective's tiny run against recorded values.
 
 The values in ``tests/golden/trajectories.json`` were recorded from the training code
-before it was split into modules; a refactor must reproduce them. On the machine that
-recorded them the runs repeat bit for bit (``SGAN_STRICT_BITS=1`` also compares a SHA-256
-of every parameter tree); other CPUs may round differently, so by default the recorded
-sums and per-epoch metrics are compared at a relative 1e-5, far below what any change of
-rule moves (a dropped loss term or another key order moves them at the 1e-2 level).
+before it was split into modules, in the default suite's XLA settings (tests/conftest.py);
+a refactor must reproduce them. On the recording machine, in those settings, the runs
+repeat bit for bit (``SGAN_STRICT_BITS=1`` also compares a SHA-256 of every parameter
+tree). Other CPUs, and the slow set's full LLVM optimisation, round differently, so by
+default the recorded sums and per-epoch metrics are compared at 1e-5, far below what any
+change of rule moves (a dropped loss term or another key order moves them at 1e-2).
 
   SGAN_RECORD_TRAJECTORIES=1 python -m pytest tests/test_trajectories.py -n 0   # re-record
 """
@@ -85,7 +86,13 @@ def test_recorded_values_cover_every_case():
     assert sorted(json.load(f)) == sorted(CASES)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# Four in the default suite (the MLP objectives and regression); five more in the slow set.
+SLOW = {"supervised_mlp", "dcgan_nonsat_fm", "conditional_minimax", "hash_noise_decay",
+        "conv_k1_nonsat"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(CASES)])
 def test_trajectory_matches_recording(name):
   with open(GOLDEN) as f:
     want = json.load(f)[name]
@@ -99,7 +106,10 @@ def test_trajectory_matches_recording(name):
       else:
         np.testing.assert_allclose(g[k], w[k], rtol=1e-5, atol=1e-7, err_msg=f"{name} {k}")
   for tree, d in want["state"].items():
-    for k in ("sum", "abs_sum"):
-      np.testing.assert_allclose(got["state"][tree][k], d[k], rtol=1e-5, err_msg=f"{name} {tree}")
+    # A sum of signed parameters can cancel to near 0: its tolerance scales with abs_sum.
+    np.testing.assert_allclose(got["state"][tree]["abs_sum"], d["abs_sum"], rtol=1e-5,
+                               err_msg=f"{name} {tree}")
+    np.testing.assert_allclose(got["state"][tree]["sum"], d["sum"], rtol=0,
+                               atol=1e-5 * d["abs_sum"], err_msg=f"{name} {tree}")
     if os.environ.get("SGAN_STRICT_BITS"):
       assert got["state"][tree]["sha256"] == d["sha256"], f"{name} {tree}: bits differ"
