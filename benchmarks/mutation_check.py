@@ -74,7 +74,7 @@ SELECT_TESTS = _t(D, "test_select_labeled_per_class_is_balanced_fixed_and_seeded
                   "test_select_labeled_total_is_as_balanced_as_the_count_allows",
                   "test_select_labeled_impossible_requests", "test_class_with_no_examples_is_an_error")
 SPLIT_TESTS = _t(D, "test_make_splits_unlabeled_is_train_minus_val_and_carries_no_labels",
-                 "test_make_splits_label_seed_moves_only_the_labeled_subset",
+                 "test_unlabeled_stream_is_the_training_split_minus_the_hold_out",
                  "test_validation_split_has_exactly_val_size_examples_stratified",
                  "test_validation_split_too_large")
 SCALE_TESTS = _t(D, "test_from_arrays_scales_uint8_and_adds_channel",
@@ -184,8 +184,7 @@ MUTANTS = [
            "    if False:\n      state, _ = ckpt.restore(", "existing checkpoints ignored (retrains)",
            _t(C, "test_completed_run_resumes_to_same_result")),
     # ---- evaluation and selection
-    Mutant("eval.select_tie_late", EVAL, "      < selection_key(best[\"val_err\"], best[\"epoch\"]))",
-           "      <= selection_key(best[\"val_err\"], best[\"epoch\"]))",
+    Mutant("eval.select_tie_late", EVAL, "  return (val_err, epoch)", "  return (val_err, -epoch)",
            "best epoch on a validation tie is the later one", RETENTION_TESTS),
     Mutant("eval.select_on_live", EVAL,
            "\"val_err\": err(state.d_avg, splits.x_val, splits.y_val)",
