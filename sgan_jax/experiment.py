@@ -107,10 +107,10 @@ def train_parallel(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int],
   t0 = time.time()
   cfgs = [cfg.for_seed(s, data_seed) for s in seeds]
   wds = [os.path.join(workdir, f"seed_{s}") if workdir else None for s in seeds]
-  runs = [start_run(c, ds, sp, wd, log) for c, sp, wd in
-          zip(cfgs, seeds_lib.replica_splits(ds, cfg, seeds, data_seed), wds)]
+  splits = seeds_lib.replica_splits(ds, cfg, seeds, data_seed)
+  runs = [start_run(c, ds, sp, wd, log) for c, sp, wd in zip(cfgs, splits, wds)]
   for mode in modes_of(cfg, modes):
-    out = seeds_lib.train_seeds(cfg, ds, seeds, mode, log, data_seed)
+    out = seeds_lib.train_seeds(cfg, ds, seeds, mode, log, data_seed, splits)
     for r, (run, wd) in enumerate(zip(runs, wds)):
       run[mode] = {**out["summaries"][r], "parallel_seeds": len(seeds)}
       if wd:

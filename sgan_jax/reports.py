@@ -184,12 +184,8 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
             "source": table.source, "seeds": sorted({r["seed"] for r in rows}), "labels": labels,
             "sources": {str(n): sources[n] for n in labels}, "rows": rows,
             "cells": aggregate(rows)}
-  write_outputs(table, result, out)
-  try:
-    plot_cell_curves(table, result, lambda n, s: os.path.join(sources[n], f"labels_{n}", f"seed_{s}"),
-                     os.path.join(out, "test_error_vs_epoch.png"))
-  except ImportError:
-    pass
+  write_outputs(table, result, out,
+                lambda n, s: os.path.join(sources[n], f"labels_{n}", f"seed_{s}"))
   return result
 
 
@@ -250,7 +246,10 @@ def markdown(table: Table, result: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_outputs(table: Table, result: dict, root: str) -> None:
+def write_outputs(table: Table, result: dict, root: str,
+                  run_dir: Optional[Callable[[int, int], str]] = None) -> None:
+  """The table files in ``root``; with ``run_dir(n, seed)`` (the runs' folders) also the
+  per-cell curves (:func:`plot_cell_curves`)."""
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "results.json"), "w") as f:
     json.dump(result, f, indent=1)
@@ -262,6 +261,8 @@ def write_outputs(table: Table, result: dict, root: str) -> None:
     f.write(markdown(table, result))
   try:
     plot_error_vs_labels(table, result, os.path.join(root, "error_vs_labels.png"))
+    if run_dir is not None:
+      plot_cell_curves(table, result, run_dir, os.path.join(root, "test_error_vs_epoch.png"))
   except ImportError:
     pass
 
@@ -349,7 +350,7 @@ def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]
   return path
 
 
-def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, str], str],
+def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], str],
                      path: str) -> Optional[str]:
   """``test_error_vs_epoch.png``: per cell (label count), each seed's SGAN test error by
   epoch (thin), their mean (bold), and the published mean ± std as a band at the epoch

@@ -40,16 +40,18 @@ def replica_splits(ds: data_lib.Dataset, cfg: Config, seeds: Sequence[int],
 
 
 def train_seeds(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int], mode: str = "sgan",
-                log: Callable[[str], None] = print, data_seed: Optional[int] = None) -> dict:
+                log: Callable[[str], None] = print, data_seed: Optional[int] = None,
+                splits: Optional[Sequence[data_lib.Splits]] = None) -> dict:
   """Trains one replica per seed at once.
 
   Returns ``{"seeds", "histories": [S lists of records], "summaries": [S dicts], "states": a
   TrainState with a leading S axis, "splits": [S Splits], "replica_it_per_s",
   "compile_s"}``; record and summary fields are those of :func:`sgan_jax.train.train`.
+  ``splits``: :func:`replica_splits` of these seeds, when the caller has them already.
   """
   if not seeds:
     raise SganError("Give at least one seed.")
-  splits = replica_splits(ds, cfg, seeds, data_seed)
+  splits = splits if splits is not None else replica_splits(ds, cfg, seeds, data_seed)
   s0 = splits[0]
   epochs, iters = cfg.epochs_for(mode), cfg.iters_for(len(s0.x_unl))
   m = build_models(cfg, s0.x_unl.shape[1:], ds.num_classes, iters, epochs)

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 from sgan_jax import data as data_lib
 from sgan_jax import evaluation, experiment
 from sgan_jax.config import CELL, Config, fields_with
-from sgan_jax.reports import Table, aggregate, plot_cell_curves, plot_run_curves, write_outputs
+from sgan_jax.reports import Table, aggregate, plot_run_curves, write_outputs
 
 
 # Config fields every cell sets from its (label count, seed), whatever the base config says;
@@ -101,10 +101,5 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
   result = {"table": table.name, "title": title, "source": table.source,
             "seeds": list(seeds), "labels": list(labels), "rows": rows,
             "cells": aggregate(rows)}
-  write_outputs(table, result, root)
-  try:
-    plot_cell_curves(table, result, lambda n, s: os.path.join(root, f"labels_{n}", f"seed_{s}"),
-                     os.path.join(root, "test_error_vs_epoch.png"))
-  except ImportError:
-    pass
+  write_outputs(table, result, root, lambda n, s: os.path.join(root, f"labels_{n}", f"seed_{s}"))
   return result
