@@ -97,6 +97,9 @@ def _table_args(p: argparse.ArgumentParser) -> None:
                                                   "subset unless --data_seed)")
   p.add_argument("--epochs", type=int, default=None, help="epoch budget per run (default: the config's)")
   p.add_argument("--labels", default=None, help="comma-separated subset of the table's label counts")
+  p.add_argument("--modes", default=None,
+                 help="comma-separated subset of the table's modes to train (sgan, supervised), "
+                      "e.g. the supervised-only column alone into its own --workdir")
   _add_seed_args(p)
   p.add_argument("--workdir", default=None, help="output folder (default: runs/tables/<table>)")
   p.add_argument("--report_budget", type=int, default=None, metavar="N",
@@ -131,14 +134,16 @@ def _table(a) -> int:
     for m in a.merge:
       n, sep, d = m.partition("=")
       if not sep or not n.strip().isdigit() or not d:
-        raise SganError(f"--merge {m!r}: expected N=DIR, e.g. 200=results/tables/mnist_fm_200labels_300ep.")
+        raise SganError(f"--merge {m!r}: expected N=DIR, e.g. 200=results/tables/mnist_fm_200labels_300ep "
+                        "(repeat a cell's N for its columns from other folders).")
       parts.append((int(n), d))
     merge_results(table, parts, root)
   elif a.report_budget is not None:
     report_at_budget(table, root, seeds, a.report_budget, labels=labels)
     root = os.path.join(root, f"budget_{a.report_budget}")
   else:
-    run_table(table, cfg, seeds, root, a.epochs, labels=labels, data_seed=a.data_seed)
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()] if a.modes else None
+    run_table(table, cfg, seeds, root, a.epochs, labels=labels, data_seed=a.data_seed, modes=modes)
   with open(os.path.join(root, "table.md")) as f:
     print("\n" + f.read())
   return 0

@@ -143,8 +143,10 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
   ``parts`` pairs a label count with a folder holding a ``results.json`` this table
   wrote (a :func:`run_table` root or a ``budget_<N>`` report); the cell's rows are taken
   from it unchanged, so each row keeps its own epoch budget (the ``epochs`` column names
-  them all). Writes the table files into ``out``, which may hold an earlier merge but
-  not a source or any other table.
+  them all). A label count may come from several folders (e.g. its SGAN runs from one and
+  its supervised-only column from another) as long as no (mode, seed) row comes twice.
+  Writes the table files into ``out``, which may hold an earlier merge but not a source
+  or any other table.
   """
   prev = os.path.join(out, "results.json")
   if any(os.path.realpath(src) == os.path.realpath(out) for _, src in parts):
@@ -158,10 +160,8 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
     if not merged_before:
       raise SganError(f"{out} already holds a table that is not a merge ({prev}); write the "
                       "merged table to a new folder.")
-  rows, sources = [], {}
+  rows, sources, origin = [], {}, {}
   for n, src in parts:
-    if n in sources:
-      raise SganError(f"{n} labels are given twice ({sources[n]} and {src}); give each cell once.")
     path = os.path.join(src, "results.json")
     try:
       with open(path) as f:
@@ -174,18 +174,26 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
     cell = [r for r in res["rows"] if r["labels"] == n]
     if not cell:
       raise SganError(f"{path} has no {n}-label cell; it has {sorted({r['labels'] for r in res['rows']})}.")
+    for r in cell:
+      key = (n, r["mode"], r["seed"])
+      if key in origin:
+        raise SganError(f"{n} labels, {r['mode']}, seed {r['seed']} is given twice ({origin[key]} "
+                        f"and {src}); give each run once.")
+      origin[key] = src
     rows += cell
-    sources[n] = src
+    sources.setdefault(n, []).append(src)
   _check_one_test_set(rows)
   labels = sorted(sources)
   budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
                        for n in labels)
   result = {"table": table.name, "title": table.title + f" (epochs per cell: {budgets})",
             "source": table.source, "seeds": sorted({r["seed"] for r in rows}), "labels": labels,
-            "sources": {str(n): sources[n] for n in labels}, "rows": rows,
-            "cells": aggregate(rows)}
-  write_outputs(table, result, out,
-                lambda n, s: os.path.join(sources[n], f"labels_{n}", f"seed_{s}"))
+            "sources": {str(n): sources[n][0] if len(sources[n]) == 1 else sources[n]
+                        for n in labels},
+            "rows": rows, "cells": aggregate(rows)}
+  # The per-cell curves are the SGAN runs' (plot_cell_curves).
+  write_outputs(table, result, out, lambda n, s: os.path.join(
+      origin.get((n, "sgan", s), sources[n][0]), f"labels_{n}", f"seed_{s}"))
   return result
 
 

@@ -26,8 +26,9 @@ import time
 from typing import Callable, Optional, Sequence
 
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, experiment
-from sgan_jax.config import CELL, Config, fields_with
+from sgan_jax import evaluation, experiment, rundir
+from sgan_jax.config import CELL, MODES, Config, fields_with
+from sgan_jax.errors import SganError
 from sgan_jax.reports import Table, aggregate, plot_run_curves, write_outputs
 
 
@@ -54,38 +55,54 @@ def cell_config(base: Config, n_labels: int, num_classes: int, seed: int,
   return base.replace(**kw).for_seed(seed, data_seed)
 
 
-def _finished(wd: str, cfg: Config, modes) -> Optional[dict]:
+def _summary(wd: str) -> Optional[dict]:
   path = os.path.join(wd, "summary.json")
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    s = json.load(f)
-  if all(m in s and s[m].get("epochs") == cfg.epochs_for(m) for m in modes):
-    return s
-  return None
+    return json.load(f)
+
+
+def _finished(summary: Optional[dict], cfg: Config, modes) -> bool:
+  return summary is not None and all(
+      m in summary and summary[m].get("epochs") == cfg.epochs_for(m) for m in modes)
 
 
 def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
               epochs: Optional[int] = None, dataset: Optional[data_lib.Dataset] = None,
               labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
-              data_seed: Optional[int] = None) -> dict:
+              data_seed: Optional[int] = None, modes: Optional[Sequence[str]] = None) -> dict:
   """Trains (or reads back) every cell and writes the table files; returns the results.
   ``data_seed``: one labeled subset (and validation split) for every seed of a cell, which
-  then varies only the training seed; the table's title says "one subset"."""
+  then varies only the training seed; the table's title says "one subset". ``modes``: a
+  subset of the table's modes to train (e.g. the supervised-only column alone, into its
+  own folder, for :func:`sgan_jax.reports.merge_results`)."""
   ds = dataset if dataset is not None else experiment.load_data(base)
   labels = tuple(labels or table.labels)
+  modes = tuple(modes or table.modes)
+  unknown = [m for m in modes if m not in table.modes]
+  if unknown:
+    raise SganError(f"Table {table.name} has the modes {list(table.modes)}; {unknown} is not "
+                    "one of them.")
   rows = []
   cells = [(n, s) for n in labels for s in seeds]
   t0 = time.time()
   for i, (n, s) in enumerate(cells):
     cfg = cell_config(base, n, ds.num_classes, s, epochs, data_seed)
     wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
-    summary = _finished(wd, cfg, table.modes)
+    summary = _summary(wd)
+    done = _finished(summary, cfg, modes)
     log(f"[table {table.name}] cell {i + 1}/{len(cells)}: {n} labels, seed {s} "
-        f"({'done, read back' if summary else 'training'}; {time.time() - t0:.0f}s so far)")
-    if summary is None:
-      summary = experiment.train_and_evaluate(cfg, wd, ds, log, modes=table.modes)
-    for mode in table.modes:
+        f"({'done, read back' if done else 'training'}; {time.time() - t0:.0f}s so far)")
+    if not done:
+      before = summary or {}
+      summary = experiment.train_and_evaluate(cfg, wd, ds, log, modes=modes)
+      # A column trained on its own (--modes) keeps the folder's other finished columns.
+      kept = {m: before[m] for m in MODES if m in before and m not in summary}
+      if kept:
+        summary.update(kept)
+        rundir.write_json(os.path.join(wd, "summary.json"), summary)
+    for mode in modes:
       r = summary[mode]
       rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
                    "test_err": evaluation.headline_err(r), "final_test_err": r["final_test_err"],
@@ -93,7 +110,7 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
                    "epochs": r["epochs"], "train_s": r["train_s"], "wall_s": r["wall_s"],
                    "num_test": summary["num_test"], "selection": summary["selection"]})
     try:
-      plot_run_curves(wd, table.modes)
+      plot_run_curves(wd, modes)
     except ImportError:
       pass
   title = table.title + (f" (one subset: data_seed={data_seed} for every seed)"

@@ -298,6 +298,41 @@ def test_merge_takes_each_cell_from_its_own_report(tmp_path):
     reports.merge_results(other, [(4, str(tmp_path / "a"))], str(tmp_path / "m2"))
 
 
+def test_a_column_runs_alone_and_merges_beside_the_other(tmp_path):
+  """``modes=["supervised"]`` trains only that column: into its own folder (merged with the
+  SGAN runs of another, per (mode, seed), the same row twice refused) or into the SGAN
+  runs' folder, whose summary keeps the SGAN column."""
+  cfg = tiny_config(epochs=1, val_size=16, lr_decay_epochs=0)
+  quiet = lambda s: None
+  sg = tables.run_table(TABLE, cfg, [0, 1], str(tmp_path / "a"), dataset=blobs(), log=quiet,
+                        labels=[4], modes=["sgan"])
+  assert {r["mode"] for r in sg["rows"]} == {"sgan"}
+  sup = tables.run_table(TABLE, cfg, [0, 1], str(tmp_path / "c"), dataset=blobs(), log=quiet,
+                         labels=[4], modes=["supervised"])
+  assert {r["mode"] for r in sup["rows"]} == {"supervised"}
+  assert not (tmp_path / "c" / "labels_4" / "seed_0" / "metrics_sgan.jsonl").exists()
+  res = reports.merge_results(TABLE, [(4, str(tmp_path / "a")), (4, str(tmp_path / "c"))],
+                              str(tmp_path / "m"))
+  assert sorted((r["mode"], r["seed"]) for r in res["rows"]) == [
+      ("sgan", 0), ("sgan", 1), ("supervised", 0), ("supervised", 1)]
+  md = (tmp_path / "m" / "table.md").read_text().split("| 4 |")[1].splitlines()[0]
+  assert md.count(" ± ") == 4  # SGAN, supervised-only, the SGAN's last epoch, published
+  with pytest.raises(SganError, match="seed 0 is given twice"):
+    reports.merge_results(TABLE, [(4, str(tmp_path / "a")), (4, str(tmp_path / "a"))],
+                          str(tmp_path / "m2"))
+  # Into the SGAN runs' own folder: the SGAN column is read back, not lost or retrained.
+  before = (tmp_path / "a" / "labels_4" / "seed_0" / "metrics_sgan.jsonl").read_text()
+  both = tables.run_table(TABLE, cfg, [0], str(tmp_path / "a"), dataset=blobs(), log=quiet,
+                          labels=[4], modes=["supervised"])
+  summary = json.loads((tmp_path / "a" / "labels_4" / "seed_0" / "summary.json").read_text())
+  assert {"sgan", "supervised"} <= set(summary) and [r["mode"] for r in both["rows"]] == ["supervised"]
+  assert (tmp_path / "a" / "labels_4" / "seed_0" / "metrics_sgan.jsonl").read_text() == before
+  with pytest.raises(SganError, match="not one of them"):
+    tables.run_table(tables.Table(name="t", title="t", labels=(4,), published={}, source="s",
+                                  modes=("sgan",)),
+                     cfg, [0], str(tmp_path / "x"), dataset=blobs(), log=quiet, modes=["supervised"])
+
+
 def test_run_table_cli_merge_arguments_are_checked(tmp_path, capsys):
   assert cli.main(["table", "mnist_fm_table", "--merge", "200=x"]) == 2
   assert "--workdir" in capsys.readouterr().err
