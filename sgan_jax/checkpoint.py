@@ -26,6 +26,8 @@ verify either. Steps that fail are moved to ``<dir>.corrupt/`` and never restore
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
 import json
 import logging
@@ -36,7 +38,6 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
-from orbax.checkpoint import checkpoint_managers as cm
 
 from sgan_jax import guards, rundir
 from sgan_jax.config import FIELDS, RESUME, RETIRED, Config, fields_with
@@ -44,7 +45,8 @@ from sgan_jax.errors import SganError
 from sgan_jax.evaluation import selection_key
 
 FORMAT = "sgan_jax/1"
-# The per-step manifest: {"format", "files": {relative path: [bytes, sha256 hex]}}.
+# The per-step manifest: JSON {"format", "files": {relative path: [bytes, sha256 hex]}},
+# then a line "sha256:<hex of the JSON>".
 MANIFEST = "sgan_manifest.json"
 INTEGRITY = "sha256-manifest/1"  # meta["integrity"]: this step's manifest must exist
 # Fields that may differ between a run and the checkpoint it resumes from (retired ones
@@ -110,16 +112,26 @@ def unpack(packed: dict, template):
 
 
 class _DropOcdbtMergeNotice(logging.Filter):
-  """orbax logs a warning per save when OCDBT is off ("Skipping merge of OCDBT ..."), and
-  two per read-only look into a folder (resume checks)."""
+  """orbax logs a warning per save when OCDBT is off ("Skipping merge of OCDBT ..."), two
+  per read-only look into a folder (resume checks), and tracebacks from its background
+  threads when a write fails. The failure reaches :meth:`Checkpointer.wait`, which reports
+  it as a message; the last few orbax errors are kept (``errors``) for that message."""
 
   NOTICES = ("Skipping merge of OCDBT", "read_only=True, setting", "Given directory is read only")
 
+  def __init__(self):
+    super().__init__()
+    self.errors: collections.deque = collections.deque(maxlen=8)
+
   def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and f"orbax{os.sep}checkpoint" in record.pathname:
+      self.errors.append(record.getMessage())
+      return False
     return not any(n in str(record.msg) for n in self.NOTICES)
 
 
-logging.getLogger("absl").addFilter(_DropOcdbtMergeNotice())
+_ORBAX_LOG = _DropOcdbtMergeNotice()
+logging.getLogger("absl").addFilter(_ORBAX_LOG)
 
 
 def retention(cfg: Config) -> int:
@@ -151,9 +163,12 @@ def step_files(step_dir: str) -> dict[str, list]:
 def seal(step_dir: str) -> None:
   """Writes a finalised step's manifest: a temporary file, flushed to disk, renamed."""
   files = step_files(step_dir)  # before the temporary file exists
+  body = json.dumps({"format": INTEGRITY, "files": files}, indent=0).encode()
   tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump({"format": INTEGRITY, "files": files}, f, indent=0)
+  with open(tmp, "wb") as f:
+    # The manifest's own checksum last: any changed byte of it is caught as well (a
+    # whitespace change would otherwise still parse to the same manifest).
+    f.write(body + b"\nsha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, os.path.join(step_dir, MANIFEST))
@@ -167,11 +182,15 @@ def seal(step_dir: str) -> None:
 def manifest_problem(step_dir: str) -> Optional[str]:
   """Why a sealed step's files do not match its manifest (None: they all match).
   Raises FileNotFoundError when the step has no manifest."""
+  with open(os.path.join(step_dir, MANIFEST), "rb") as f:
+    raw = f.read()
+  body, _, digest = raw.rstrip(b"\n").rpartition(b"\nsha256:")
+  if hashlib.sha256(body).hexdigest().encode() != digest:
+    return f"{MANIFEST} does not match its own checksum"
   try:
-    with open(os.path.join(step_dir, MANIFEST)) as f:
-      files = json.load(f)["files"]
+    files = json.loads(body)["files"]
   except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-    return "its checksum manifest is unreadable"
+    return f"{MANIFEST} is unreadable"
   for rel, (size, digest) in files.items():
     path = os.path.join(step_dir, rel)
     if not os.path.isfile(path):
@@ -183,28 +202,35 @@ def manifest_problem(step_dir: str) -> Optional[str]:
   return None
 
 
+def write_failure(e: BaseException, logged: str = "") -> str:
+  """Why a write failed, in words: tensorstore reports a full disk or a refused write as
+  a ValueError whose text ends with the OS error, which a long path can push past any
+  sensible cut. ``logged``: what orbax logged about it."""
+  text = f"{e} {logged}"
+  errno_ = getattr(e, "errno", None)
+  if errno_ == errno.ENOSPC or "No space left on device" in text:
+    return "the disk is full (No space left on device)"
+  if errno_ in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+    return "permission denied"
+  return f"{type(e).__name__}: {text[:300]}"
+
+
 class Checkpointer:
   """Keeps the last ``keep`` checkpoints and the best one on validation error; seals each
   saved step with a checksum manifest and verifies it before restoring."""
 
   def __init__(self, directory: str, keep: int = 1, read_only: bool = False):
-    self.directory = os.path.abspath(directory)
+    self.directory, self.keep = os.path.abspath(directory), keep
     self._unsealed: list[int] = []
+    self._val_errs: dict[int, Optional[float]] = {}
     self._failed = False  # a write failed: close() must not report it a second time
-    policy = cm.AnyPreservationPolicy([
-        cm.LatestN(keep),
-        # The training loop's selection rule; BestN keeps the end of a sorted list, hence
-        # reverse. (Metrics of older checkpoints have no epoch: 0.)
-        cm.BestN(get_metric_fn=lambda m: selection_key(m["val_err"], m.get("epoch", 0)),
-                 reverse=True, n=1, keep_checkpoints_without_metrics=False),
-    ])
     # Plain zarr arrays, not OCDBT: with a handful of packed arrays per save it is faster,
     # and orbax's OCDBT path resolves a tensorstore spec per array per save, which leaks
-    # (measured: ~8 KB per save with OCDBT, none without; see pack()).
+    # (measured: ~8 KB per save with OCDBT, none without; see pack()). No orbax retention:
+    # orbax would delete the previous step before this one is sealed (_retain).
     self._mgr = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
-                                             read_only=read_only),
+        options=ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only),
         item_handlers={"state": ocp.StandardCheckpointHandler(use_ocdbt=False),
                        "meta": ocp.JsonCheckpointHandler()})
 
@@ -221,14 +247,15 @@ class Checkpointer:
            val_err: Optional[float]) -> None:
     """Starts writing ``epoch``'s checkpoint; :meth:`wait` finishes and seals it."""
     host = {"train": _to_host(state), **extra_arrays}
-    metrics = {"val_err": float(val_err), "epoch": int(epoch)} if val_err is not None else None
-    meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY}
+    val_err = float(val_err) if val_err is not None else None
+    meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY,
+            "val_err": val_err}
     self.wait()  # seals the previous step before orbax starts this one
     self._unsealed.append(epoch)
+    self._val_errs[epoch] = val_err
     try:
       self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(pack(host)),
-                                                    meta=ocp.args.JsonSave(meta)),
-                     metrics=metrics, force=True)
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
     except Exception as e:  # orbax and tensorstore raise several types for a failed write
       self._unsealed.remove(epoch)
       self._failed = True
@@ -236,27 +263,57 @@ class Checkpointer:
 
   def _write_error(self, epoch: Optional[int], e: BaseException) -> SganError:
     """The message of a checkpoint that could not be written (disk full, permissions)."""
-    kept = [k for k in self.all_epochs() if k != epoch and os.path.isdir(self.step_dir(k))]
-    prev = (f"the previous checkpoint {self.step_dir(max(kept))} is intact" if kept
+    self._mgr.reload()  # orbax's list may have lost steps a failed save was to replace
+    prev, _ = self.newest_intact(below=epoch)
+    kept = (f"the previous checkpoint {self.step_dir(prev)} is intact" if prev is not None
             else "no earlier checkpoint exists")
     what = self.step_dir(epoch) if epoch is not None else f"a checkpoint in {self.directory}"
-    return SganError(f"Could not write {what} ({type(e).__name__}: {str(e)[:300]}); {prev}. "
-                     "Free disk space (or fix the folder's permissions) and rerun the same "
-                     "command to resume.")
+    logged = " ".join(_ORBAX_LOG.errors)  # orbax's own words, when its exception has none
+    _ORBAX_LOG.errors.clear()
+    return SganError(f"Could not write {what}: {write_failure(e, logged)}; {kept}. Free disk space "
+                     "(or fix the folder's permissions) and rerun the same command to resume.")
 
   def _seal_saved(self) -> None:
-    """Seals the steps saved since the last call, now that orbax has finalised them."""
+    """Seals the steps saved since the last call, now that orbax has finalised them, then
+    applies retention."""
     epochs, self._unsealed = self._unsealed, []
     for epoch in epochs:
       if not os.path.isdir(self.step_dir(epoch)):
-        if epoch == max(epochs):  # retention never removes the newest: the write failed
-          raise self._write_error(epoch, OSError("orbax did not finalise the step"))
-        continue
+        raise self._write_error(epoch, OSError("orbax did not finalise the step"))
       if jax.process_index() == 0:
         try:
           seal(self.step_dir(epoch))
         except OSError as e:  # unsealed, the step never verifies: the previous one is used
           raise self._write_error(epoch, e) from e
+    if epochs:
+      if jax.process_count() > 1:  # the others must not delete before the manifest exists
+        multihost_utils.sync_global_devices(f"sgan_jax sealed {self.directory} {epochs}")
+      self._retain()
+
+  def _retain(self) -> None:
+    """Deletes what retention no longer keeps: all but the last ``keep`` checkpoints and
+    the best on validation (the training loop's selection rule, ties to the earliest).
+    Runs once the newest step is sealed: a kill at any moment leaves an intact checkpoint
+    at least as new as the previous one."""
+    epochs = sorted(self.all_epochs())
+    kept = set(epochs[-self.keep:])
+    scored = [(selection_key(v, e), e) for e in epochs if (v := self._val_err(e)) is not None]
+    if scored:
+      kept.add(min(scored)[1])
+    for e in epochs:
+      if e not in kept:
+        self._mgr.delete(e)
+        self._val_errs.pop(e, None)
+
+  def _val_err(self, epoch: int) -> Optional[float]:
+    """The validation error a checkpoint was saved with (None: none, or unreadable)."""
+    if epoch not in self._val_errs:
+      try:
+        meta = self._stored_meta(epoch)
+      except SganError:
+        meta = None
+      self._val_errs[epoch] = meta.get("val_err") if isinstance(meta, dict) else None
+    return self._val_errs[epoch]
 
   def verify(self, epoch: int) -> Optional[str]:
     """Why checkpoint ``epoch`` cannot be trusted, or None when its files match their
