@@ -232,9 +232,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                         preempt.exit_code())
   except _StopNow:
     last = ckpt.latest_epoch() if ckpt else None
-    raise Preempted(f"[{mode}] second Ctrl-C: stopped during epoch {p.epoch + 1}, which is not "
-                    "saved; " + (f"the last checkpoint {ckpt.directory}/{last} is kept"
-                                 if last is not None else "no checkpoint was written"),
+    raise Preempted(f"[{mode}] second Ctrl-C: stopped at once; " + (
+        f"the last checkpoint {ckpt.directory}/{last} is kept" if last is not None else
+        "no checkpoint was written") + f" ({p.epoch} epoch(s) trained, the rest not saved)",
                     130) from None
   finally:
     bar.close()
