@@ -111,13 +111,16 @@ def unpack(packed: dict, template):
   return jax.tree.unflatten(treedef, out)
 
 
-class _DropOcdbtMergeNotice(logging.Filter):
+class _OrbaxLogFilter(logging.Filter):
   """orbax logs a warning per save when OCDBT is off ("Skipping merge of OCDBT ..."), two
   per read-only look into a folder (resume checks), and tracebacks from its background
   threads when a write fails. The failure reaches :meth:`Checkpointer.wait`, which reports
   it as a message; the last few orbax errors are kept (``errors``) for that message."""
 
-  NOTICES = ("Skipping merge of OCDBT", "read_only=True, setting", "Given directory is read only")
+  # The last: the loop waits for each save on purpose, and orbax counts that wait as the
+  # next save's "waiting for the previous save".
+  NOTICES = ("Skipping merge of OCDBT", "read_only=True, setting", "Given directory is read only",
+             "Waiting for previous save to complete took")
 
   def __init__(self):
     super().__init__()
@@ -130,7 +133,7 @@ class _DropOcdbtMergeNotice(logging.Filter):
     return not any(n in str(record.msg) for n in self.NOTICES)
 
 
-_ORBAX_LOG = _DropOcdbtMergeNotice()
+_ORBAX_LOG = _OrbaxLogFilter()
 logging.getLogger("absl").addFilter(_ORBAX_LOG)
 
 
