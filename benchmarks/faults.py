@@ -112,28 +112,47 @@ def child(workdir: str, out: str, plan: Optional[str]) -> None:
   if plan:
     phase, epoch, delay = plan.split(":")
     target = (phase, int(epoch), float(delay))
-  now = {"epoch": 0}
+  now = {"epoch": 0, "open": None}
 
-  def mark(phase: str, what: str, epoch: int) -> None:
-    print(f"@{time.monotonic():.6f} {what} {phase} {epoch}", flush=True)
-    if what == "enter" and target and target[:2] == (phase, epoch):
+  def close() -> None:
+    if now["open"]:
+      print(f"@{time.monotonic():.6f} exit {now['open'][0]} {now['open'][1]}", flush=True)
+      now["open"] = None
+
+  def enter(phase: str, epoch: int) -> None:
+    """A phase begins (and the one open ends): training an epoch runs from its batch order
+    to its evaluation, a save from orbax's start to the sealed manifest."""
+    close()
+    print(f"@{time.monotonic():.6f} enter {phase} {epoch}", flush=True)
+    now["open"] = (phase, epoch)
+    if target and target[:2] == (phase, epoch):
       threading.Timer(target[2], lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
 
-  def hooked(fn, phase, epoch_of):
+  def wrap(fn, before, after=None):
     def wrapper(*a, **k):
-      e = epoch_of(a, k)
-      mark(phase, "enter", e)
+      before(*a, **k)
       out = fn(*a, **k)
-      mark(phase, "exit", e)
+      if after:
+        after(*a, **k)
       return out
     return wrapper
 
-  def train_epoch(a, k):
-    now["epoch"] = a[1] + 1  # epoch_indices(seed, epoch, ...): the 0-based epoch trained
-    return now["epoch"]
-  data_lib.epoch_indices = hooked(data_lib.epoch_indices, "train", train_epoch)
-  evaluation.evaluate = hooked(evaluation.evaluate, "eval", lambda a, k: now["epoch"])
-  ckpt_lib.Checkpointer.save = hooked(ckpt_lib.Checkpointer.save, "save", lambda a, k: a[1])
+  def train_epoch(seed, epoch, *a, **k):
+    now["epoch"] = epoch + 1  # epoch_indices(seed, epoch, ...): the 0-based epoch trained
+    enter("train", now["epoch"])
+  data_lib.epoch_indices = wrap(data_lib.epoch_indices, train_epoch)
+  evaluation.evaluate = wrap(evaluation.evaluate, lambda *a, **k: enter("eval", now["epoch"]),
+                             lambda *a, **k: close())
+  ckpt_lib.Checkpointer.save = wrap(ckpt_lib.Checkpointer.save,
+                                    lambda self, epoch, *a, **k: enter("save", epoch))
+  wait = ckpt_lib.Checkpointer.wait
+
+  def waited(self) -> None:
+    pending = bool(self._unsealed)  # this wait finishes a save (not save()'s own first wait)
+    wait(self)
+    if pending and now["open"] and now["open"][0] == "save":
+      close()
+  ckpt_lib.Checkpointer.wait = waited
   seal = ckpt_lib.seal
 
   def sealed(step_dir: str) -> None:
