@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from typing import Callable, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -661,6 +662,9 @@ def run_case(case: Case, templates: str, folder: str) -> dict:
       rc = cli.main(argv)
     except SystemExit as e:  # argparse's own errors
       rc = e.code
+    except Exception:  # what a user would see: a traceback
+      traceback.print_exc()
+      rc = 1
   text = err.getvalue()
   return {"case": case.case, "exit_code": rc, "error": text.strip(),
           "message_found": case.message in text, "starts_with_error": text.startswith("error: "),
