@@ -459,6 +459,11 @@ def _file_workdir(folder: str) -> None:
     f.write("a file, not a folder\n")
 
 
+def _fit(data: str, *extra: str, target: str = "outcome", out: str = "m") -> tuple:
+  """``sgan-jax tabular fit`` on ``data``."""
+  return ("tabular", "fit", "--data", data, "--target", target, "--out", out, *extra)
+
+
 CATALOGUE = [
     Case("unknown config key", ("train", "--set", "learning_rate=0.01"), "Did you mean 'lr'?"),
     Case("unknown key, other spelling", ("train", "--set", "LearningRate=0.01"),
@@ -513,36 +518,21 @@ CATALOGUE = [
     Case("a config without a table", ("table", "digits"), "without a TABLE"),
     Case("a zero epoch budget", ("table", "mnist_fm_table", "--epochs", "0"),
          "must be at least 1 epoch"),
-    Case("table: text in a numeric column",
-         ("tabular", "fit", "--data", "typo.csv", "--target", "outcome", "--out", "m"),
-         "Column 'age' line 41 holds 'fifty'"),
-    Case("table: an empty feature value",
-         ("tabular", "fit", "--data", "empty.csv", "--target", "outcome", "--out", "m"),
-         "Column 'dose' line 7 is empty"),
-    Case("table: a row with an extra field",
-         ("tabular", "fit", "--data", "ragged.csv", "--target", "outcome", "--out", "m"),
+    Case("table: text in a numeric column", _fit("typo.csv"), "Column 'age' line 41 holds 'fifty'"),
+    Case("table: an empty feature value", _fit("empty.csv"), "Column 'dose' line 7 is empty"),
+    Case("table: a row with an extra field", _fit("ragged.csv"),
          "line 3 has 5 fields but the header has 4"),
-    Case("table: missing target column",
-         ("tabular", "fit", "--data", "table.csv", "--target", "result", "--out", "m"),
+    Case("table: missing target column", _fit("table.csv", target="result"),
          "Target column 'result' not found"),
-    Case("table: no labeled rows",
-         ("tabular", "fit", "--data", "unlabeled.csv", "--target", "outcome", "--out", "m"),
-         "No labeled rows"),
-    Case("table: numeric target with a typo",
-         ("tabular", "fit", "--data", "target_typo.csv", "--target", "outcome", "--out", "m"),
+    Case("table: no labeled rows", _fit("unlabeled.csv"), "No labeled rows"),
+    Case("table: numeric target with a typo", _fit("target_typo.csv"),
          "holds numbers except in 1 of"),
-    Case("table: an ID-like target",
-         ("tabular", "fit", "--data", "ids.csv", "--target", "outcome", "--out", "m"),
-         "more than 20 classes"),
-    Case("table: a class with one labeled row",
-         ("tabular", "fit", "--data", "lone.csv", "--target", "outcome", "--out", "m"),
-         "have a single labeled row"),
-    Case("table: --out not writable",
-         ("tabular", "fit", "--data", "table.csv", "--target", "outcome", "--out", "locked/m"),
-         "cannot write to", locked="locked"),
-    Case("table: --out holds another model",
-         ("tabular", "fit", "--data", "table.csv", "--target", "outcome", "--out", "MODEL",
-          "--set", "lr=0.01"), "holds a different run (lr: 0.003 there vs 0.01 now)"),
+    Case("table: an ID-like target", _fit("ids.csv"), "more than 20 classes"),
+    Case("table: a class with one labeled row", _fit("lone.csv"), "have a single labeled row"),
+    Case("table: --out not writable", _fit("table.csv", out="locked/m"), "cannot write to",
+         locked="locked"),
+    Case("table: --out holds another model", _fit("table.csv", "--set", "lr=0.01", out="MODEL"),
+         "holds a different run (lr: 0.003 there vs 0.01 now)"),
     Case("table: predict with no model", ("tabular", "predict", "--model", "nomodel", "--data",
                                           "table.csv", "--out", "p.csv"),
          "is not a complete sgan_jax tabular model folder"),
@@ -726,7 +716,10 @@ def report(res: dict) -> str:
                  f"{k['lost_epochs_max']} |")
   if "corruptions" in res:
     c = res["corruptions"]
-    lines.append(f"| bytes flipped, blocks overwritten, files truncated in the newest checkpoint "
+    kinds = c["kinds"]
+    lines.append(f"| the newest checkpoint damaged: {kinds.get('flip', 0)} x 1-16 bytes flipped, "
+                 f"{kinds.get('block', 0)} x up to 4 KB overwritten, {kinds.get('truncate', 0)} x "
+                 f"truncated; {len(c['files'])} different files of the step "
                  f"| {c['corruptions']} | {c['detected']}/{c['corruptions']} detected, "
                  f"{c['fell_back']}/{c['corruptions']} moved aside and resumed from the one "
                  f"before, {c['bitwise_equal']}/{c['corruptions']} bitwise equal to the "
