@@ -223,6 +223,8 @@ def kill_trials(n: int, root: str, rng: random.Random, log: Callable[[str], None
       start = _resumed_from(text)
       if killed is not None:
         killed["lost_epochs"] = max(0, killed.pop("sealed") - start)
+        # The kill came after orbax's rename and before the manifest: the step was skipped.
+        killed["unsealed_step_skipped"] = "its save did not finish" in text
         killed = None
       sealed = max([sealed] + [int(x) for x in re.findall(r"^sealed (\d+)$", text, re.M)])
       if plan is None:
@@ -253,6 +255,7 @@ def kill_trials(n: int, root: str, rng: random.Random, log: Callable[[str], None
           "runs_bitwise_equal": sum(r["bitwise_equal"] for r in runs),
           "runs_records_equal": sum(r["records_equal"] for r in runs),
           "lost_epochs_max": max([t.get("lost_epochs", 0) for t in trials] + [0]),
+          "unsealed_steps_skipped": sum(t.get("unsealed_step_skipped", False) for t in trials),
           "phase_seconds": durations, "trials": trials}
 
 
@@ -713,7 +716,8 @@ def report(res: dict) -> str:
                  f"runs | {k['runs_bitwise_equal']}/{k['runs']} runs bitwise equal to the "
                  f"uninterrupted run ({k['runs_records_equal']}/{k['runs']} metric records "
                  f"equal); lost epochs beyond the last finished checkpoint: at most "
-                 f"{k['lost_epochs_max']} |")
+                 f"{k['lost_epochs_max']}; steps cut off before their manifest, skipped: "
+                 f"{k['unsealed_steps_skipped']} |")
   if "corruptions" in res:
     c = res["corruptions"]
     kinds = c["kinds"]
