@@ -169,7 +169,7 @@ MUTANTS = [
            "a checkpoint file's bytes are not compared with its checksum",
            _t(C, "test_corrupt_checkpoint_bytes_are_detected_and_the_newest_intact_one_resumed")),
     Mutant("ckpt.unsealed_trusted", CKPT,
-           "      return \"its save did not finish (no checksum manifest)\"", "      return None",
+           "      return \"its save was cut off: no checksum manifest\"", "      return None",
            "a step whose save stopped before its manifest is trusted",
            _t(C, "test_a_save_cut_off_before_its_manifest_does_not_verify")),
     Mutant("train.rollback_unverified", "sgan_jax/train.py",

@@ -330,7 +330,7 @@ class Checkpointer:
     except SganError:
       return "its metadata is unreadable"
     if isinstance(meta, dict) and meta.get("integrity"):
-      return "its save did not finish (no checksum manifest)"
+      return "its save was cut off: no checksum manifest"
     return None  # written before manifests existed: nothing to verify against
 
   def newest_intact(self, below: Optional[int] = None) -> tuple[Optional[int], dict[int, str]]:

@@ -428,7 +428,7 @@ def test_a_save_cut_off_before_its_manifest_does_not_verify(tmp_path):
   cdir = tmp_path / "checkpoints_sgan"
   os.remove(cdir / "2" / ckpt_lib.MANIFEST)
   c = ckpt_lib.Checkpointer(str(cdir), read_only=True)
-  assert c.verify(2) == "its save did not finish (no checksum manifest)"
+  assert c.verify(2) == "its save was cut off: no checksum manifest"
   assert c.verify(1) is None and c.newest_intact() == (1, {2: c.verify(2)})
   c.close()
 
