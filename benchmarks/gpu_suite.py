@@ -508,7 +508,8 @@ def main(argv=None, started: Optional[float] = None) -> int:
     table = cfg = ds = None
     if "seeds" in parts or "paper" in parts:
       table, cfg, ds = paper_config(a)
-      iters = cfg.iters_per_epoch or max(1, (len(ds.y_train) - cfg.val_size) // cfg.batch_size)
+      n_unl = len(ds.y_train) - data_lib.val_count(cfg.val_size, len(ds.y_train))
+      iters = cfg.iters_per_epoch or max(1, n_unl // cfg.batch_size)
     if "steps" in parts:
       part_steps(a, w, t0 + STEPS_SHARE * a.budget_s)
     seeds_row = None

@@ -15,26 +15,40 @@ The last ``keep`` checkpoints and the best one on validation are kept. Saves are
 the state is copied to host memory first, so training can donate its device buffers
 right away. Orbax writes into a temporary folder and renames it when complete, so a
 process killed mid-save leaves the previous checkpoints intact and usable.
+
+Integrity: orbax (0.12) checks no data bytes (zarr v3 shards carry a CRC of their index
+only, and these checkpoints are zarr v2), so once a step is finalised a manifest with the
+size and SHA-256 of each of its files is written into it, atomically (:func:`seal`). A
+step verifies when every file matches; its meta says a manifest belongs to it, so a step
+whose manifest was never written (a kill between orbax's rename and the manifest) does not
+verify either. Steps that fail are moved to ``<dir>.corrupt/`` and never restored.
 """
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
+import json
 import logging
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
-from orbax.checkpoint import checkpoint_managers as cm
 
+from sgan_jax import guards, rundir
 from sgan_jax.config import FIELDS, RESUME, RETIRED, Config, fields_with
 from sgan_jax.errors import SganError
 from sgan_jax.evaluation import selection_key
 
 FORMAT = "sgan_jax/1"
+# The per-step manifest: JSON {"format", "files": {relative path: [bytes, sha256 hex]}},
+# then a line "sha256:<hex of the JSON>".
+MANIFEST = "sgan_manifest.json"
+INTEGRITY = "sha256-manifest/1"  # meta["integrity"]: this step's manifest must exist
 # Fields that may differ between a run and the checkpoint it resumes from (retired ones
 # changed evaluation only).
 RESUMABLE_DIFFERENCES = frozenset(fields_with(RESUME)) | frozenset(RETIRED)
@@ -97,34 +111,129 @@ def unpack(packed: dict, template):
   return jax.tree.unflatten(treedef, out)
 
 
-class _DropOcdbtMergeNotice(logging.Filter):
-  """orbax logs a warning per save when OCDBT is off ("Skipping merge of OCDBT ...")."""
+class _OrbaxLogFilter(logging.Filter):
+  """orbax logs a warning per save when OCDBT is off ("Skipping merge of OCDBT ..."), two
+  per read-only look into a folder (resume checks), and tracebacks from its background
+  threads when a write fails. The failure reaches :meth:`Checkpointer.wait`, which reports
+  it as a message; the last few orbax errors are kept (``errors``) for that message."""
+
+  # The last: the loop waits for each save on purpose, and orbax counts that wait as the
+  # next save's "waiting for the previous save".
+  NOTICES = ("Skipping merge of OCDBT", "read_only=True, setting", "Given directory is read only",
+             "Waiting for previous save to complete took")
+
+  def __init__(self):
+    super().__init__()
+    self.errors: collections.deque = collections.deque(maxlen=8)
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return "Skipping merge of OCDBT" not in str(record.msg)
+    if record.levelno >= logging.ERROR and f"orbax{os.sep}checkpoint" in record.pathname:
+      self.errors.append(record.getMessage())
+      return False
+    return not any(n in str(record.msg) for n in self.NOTICES)
 
 
-logging.getLogger("absl").addFilter(_DropOcdbtMergeNotice())
+_ORBAX_LOG = _OrbaxLogFilter()
+logging.getLogger("absl").addFilter(_ORBAX_LOG)
+
+
+def retention(cfg: Config) -> int:
+  """How many latest checkpoints a run keeps besides the best on validation:
+  ``keep_checkpoints``, or by default 1 (the last), and with ``on_d_wins=rollback`` enough
+  for a rollback to find a checkpoint ``D_WINS_ROLLBACK_EPOCHS`` epochs back."""
+  if cfg.keep_checkpoints is not None:
+    return cfg.keep_checkpoints
+  return guards.D_WINS_ROLLBACK_EPOCHS + 1 if cfg.on_d_wins == "rollback" else 1
+
+
+def _sha256(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def step_files(step_dir: str) -> dict[str, list]:
+  """``{relative path: [bytes, sha256]}`` of every file of a step but the manifest."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for f in files:
+      path = os.path.join(root, f)
+      rel = os.path.relpath(path, step_dir)
+      if not rel.startswith(MANIFEST):  # the manifest and its temporary file
+        out[rel] = [os.path.getsize(path), _sha256(path)]
+  return dict(sorted(out.items()))
+
+
+def seal(step_dir: str) -> None:
+  """Writes a finalised step's manifest: a temporary file, flushed to disk, renamed."""
+  files = step_files(step_dir)  # before the temporary file exists
+  body = json.dumps({"format": INTEGRITY, "files": files}, indent=0).encode()
+  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+  with open(tmp, "wb") as f:
+    # The manifest's own checksum last: any changed byte of it is caught as well (a
+    # whitespace change would otherwise still parse to the same manifest).
+    f.write(body + b"\nsha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, os.path.join(step_dir, MANIFEST))
+  fd = os.open(step_dir, os.O_RDONLY)
+  try:  # the rename itself reaches the disk
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def manifest_problem(step_dir: str) -> Optional[str]:
+  """Why a sealed step's files do not match its manifest (None: they all match).
+  Raises FileNotFoundError when the step has no manifest."""
+  with open(os.path.join(step_dir, MANIFEST), "rb") as f:
+    raw = f.read()
+  body, _, digest = raw.rstrip(b"\n").rpartition(b"\nsha256:")
+  if hashlib.sha256(body).hexdigest().encode() != digest:
+    return f"{MANIFEST} does not match its own checksum"
+  try:
+    files = json.loads(body)["files"]
+  except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    return f"{MANIFEST} is unreadable"
+  for rel, (size, digest) in files.items():
+    path = os.path.join(step_dir, rel)
+    if not os.path.isfile(path):
+      return f"{rel} is missing"
+    if os.path.getsize(path) != size:
+      return f"{rel} has {os.path.getsize(path)} bytes where {size} were written"
+    if _sha256(path) != digest:
+      return f"{rel} does not match its SHA-256 checksum"
+  return None
+
+
+def write_failure(e: BaseException, logged: str = "") -> str:
+  """Why a write failed, in words: tensorstore reports a full disk or a refused write as
+  a ValueError whose text ends with the OS error, which a long path can push past any
+  sensible cut. ``logged``: what orbax logged about it."""
+  text = f"{e} {logged}"
+  errno_ = getattr(e, "errno", None)
+  if errno_ == errno.ENOSPC or "No space left on device" in text:
+    return "the disk is full (No space left on device)"
+  if errno_ in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+    return "permission denied"
+  return f"{type(e).__name__}: {text[:300]}"
 
 
 class Checkpointer:
-  """Keeps the last ``keep`` checkpoints and the best one on validation error."""
+  """Keeps the last ``keep`` checkpoints and the best one on validation error; seals each
+  saved step with a checksum manifest and verifies it before restoring."""
 
-  def __init__(self, directory: str, keep: int = 3):
-    self.directory = os.path.abspath(directory)
-    policy = cm.AnyPreservationPolicy([
-        cm.LatestN(keep),
-        # The training loop's selection rule; BestN keeps the end of a sorted list, hence
-        # reverse. (Metrics of older checkpoints have no epoch: 0.)
-        cm.BestN(get_metric_fn=lambda m: selection_key(m["val_err"], m.get("epoch", 0)),
-                 reverse=True, n=1, keep_checkpoints_without_metrics=False),
-    ])
+  def __init__(self, directory: str, keep: int = 1, read_only: bool = False):
+    self.directory, self.keep = os.path.abspath(directory), keep
+    self._unsealed: list[int] = []
+    self._val_errs: dict[int, Optional[float]] = {}
+    self._failed = False  # a write failed: close() must not report it a second time
     # Plain zarr arrays, not OCDBT: with a handful of packed arrays per save it is faster,
     # and orbax's OCDBT path resolves a tensorstore spec per array per save, which leaks
-    # (measured: ~8 KB per save with OCDBT, none without; see pack()).
+    # (measured: ~8 KB per save with OCDBT, none without; see pack()). No orbax retention:
+    # orbax would delete the previous step before this one is sealed (_retain).
     self._mgr = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True),
+        options=ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only),
         item_handlers={"state": ocp.StandardCheckpointHandler(use_ocdbt=False),
                        "meta": ocp.JsonCheckpointHandler()})
 
@@ -134,27 +243,170 @@ class Checkpointer:
   def all_epochs(self) -> list[int]:
     return list(self._mgr.all_steps())
 
+  def step_dir(self, epoch: int) -> str:
+    return os.path.join(self.directory, str(epoch))
+
   def save(self, epoch: int, state, extra_arrays: dict, meta: dict,
            val_err: Optional[float]) -> None:
+    """Starts writing ``epoch``'s checkpoint; :meth:`wait` finishes and seals it."""
     host = {"train": _to_host(state), **extra_arrays}
-    metrics = {"val_err": float(val_err), "epoch": int(epoch)} if val_err is not None else None
-    meta = {**meta, "format": FORMAT, "layout": layout(host)}
-    self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(pack(host)),
-                                                  meta=ocp.args.JsonSave(meta)),
-                   metrics=metrics, force=True)
-
-  def read_meta(self, epoch: int) -> dict:
+    val_err = float(val_err) if val_err is not None else None
+    meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY,
+            "val_err": val_err}
+    self.wait()  # seals the previous step before orbax starts this one
+    self._unsealed.append(epoch)
+    self._val_errs[epoch] = val_err
     try:
-      r = self._mgr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-      meta = r.meta
+      self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(pack(host)),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+    except Exception as e:  # orbax and tensorstore raise several types for a failed write
+      self._unsealed.remove(epoch)
+      self._failed = True
+      raise self._write_error(epoch, e) from e
+
+  def _write_error(self, epoch: Optional[int], e: BaseException) -> SganError:
+    """The message of a checkpoint that could not be written (disk full, permissions)."""
+    self._mgr.reload()  # orbax's list may have lost steps a failed save was to replace
+    prev, _ = self.newest_intact(below=epoch)
+    kept = (f"the previous checkpoint {self.step_dir(prev)} is intact" if prev is not None
+            else "no earlier checkpoint exists")
+    what = self.step_dir(epoch) if epoch is not None else f"a checkpoint in {self.directory}"
+    logged = " ".join(_ORBAX_LOG.errors)  # orbax's own words, when its exception has none
+    _ORBAX_LOG.errors.clear()
+    return SganError(f"Could not write {what}: {write_failure(e, logged)}; {kept}. Free disk space "
+                     "(or fix the folder's permissions) and rerun the same command to resume.")
+
+  def _seal_saved(self) -> None:
+    """Seals the steps saved since the last call, now that orbax has finalised them, then
+    applies retention."""
+    epochs, self._unsealed = self._unsealed, []
+    for epoch in epochs:
+      if not os.path.isdir(self.step_dir(epoch)):
+        raise self._write_error(epoch, OSError("orbax did not finalise the step"))
+      if jax.process_index() == 0:
+        try:
+          seal(self.step_dir(epoch))
+        except OSError as e:  # unsealed, the step never verifies: the previous one is used
+          raise self._write_error(epoch, e) from e
+    if epochs:
+      if jax.process_count() > 1:  # the others must not delete before the manifest exists
+        multihost_utils.sync_global_devices(f"sgan_jax sealed {self.directory} {epochs}")
+      self._retain()
+
+  def _retain(self) -> None:
+    """Deletes what retention no longer keeps: all but the last ``keep`` checkpoints and
+    the best on validation (the training loop's selection rule, ties to the earliest).
+    Runs once the newest step is sealed: a kill at any moment leaves an intact checkpoint
+    at least as new as the previous one."""
+    epochs = sorted(self.all_epochs())
+    kept = set(epochs[-self.keep:])
+    scored = [(selection_key(v, e), e) for e in epochs if (v := self._val_err(e)) is not None]
+    if scored:
+      kept.add(min(scored)[1])
+    for e in epochs:
+      if e not in kept:
+        self._mgr.delete(e)
+        self._val_errs.pop(e, None)
+
+  def _val_err(self, epoch: int) -> Optional[float]:
+    """The validation error a checkpoint was saved with (None: none, or unreadable)."""
+    if epoch not in self._val_errs:
+      try:
+        meta = self._stored_meta(epoch)
+      except SganError:
+        meta = None
+      self._val_errs[epoch] = meta.get("val_err") if isinstance(meta, dict) else None
+    return self._val_errs[epoch]
+
+  def verify(self, epoch: int) -> Optional[str]:
+    """Why checkpoint ``epoch`` cannot be trusted, or None when its files match their
+    manifest (or it predates manifests and its meta reads)."""
+    try:
+      return manifest_problem(self.step_dir(epoch))
+    except FileNotFoundError:
+      pass
+    try:
+      meta = self._stored_meta(epoch)
+    except SganError:
+      return "its metadata is unreadable"
+    if isinstance(meta, dict) and meta.get("integrity"):
+      return "its save was cut off: no checksum manifest"
+    return None  # written before manifests existed: nothing to verify against
+
+  def newest_intact(self, below: Optional[int] = None) -> tuple[Optional[int], dict[int, str]]:
+    """The newest epoch (under ``below``, if given) whose checkpoint verifies, and the
+    problems of the newer ones that do not; reads only."""
+    bad = {}
+    for epoch in sorted(self.all_epochs(), reverse=True):
+      if below is not None and epoch >= below:
+        continue
+      problem = self.verify(epoch)
+      if problem is None:
+        return epoch, bad
+      bad[epoch] = problem
+    return None, bad
+
+  def pick(self, choose: Callable[[list[int]], Optional[int]],
+           log: Callable[[str], None]) -> Optional[int]:
+    """``choose(kept epochs)``, verified: a chosen checkpoint that fails verification is
+    moved aside (never tried again) and ``choose`` asked again."""
+    while True:
+      epoch = choose(self.all_epochs())
+      if epoch is None:
+        return None
+      problem = self.verify(epoch)
+      if problem is None:
+        return epoch
+      self.quarantine({epoch: problem}, log)
+
+  def quarantine(self, bad: dict[int, str], log: Callable[[str], None]) -> None:
+    """Moves checkpoints that failed verification to ``<directory>.corrupt/`` (kept)."""
+    if not bad:
+      return
+    moved = self._move_steps(sorted(bad), ".corrupt")
+    for epoch, problem in bad.items():
+      log(f"[warning] checkpoint {self.step_dir(epoch)} is corrupt ({problem}); skipped and "
+          f"moved to {moved[epoch]}")
+
+  def _move_steps(self, epochs: list[int], suffix: str) -> dict[int, str]:
+    """Moves the steps of ``epochs`` to ``<directory><suffix>/<epoch>.<n>`` (one process
+    moves, the others wait); returns where each went."""
+    self.wait()
+    dest = self.directory + suffix
+    where = {}
+    for e in epochs:
+      n = 1
+      while os.path.exists(os.path.join(dest, f"{e}.{n}")):
+        n += 1
+      where[e] = os.path.join(dest, f"{e}.{n}")
+      if jax.process_index() == 0:
+        os.makedirs(dest, exist_ok=True)
+        os.rename(self.step_dir(e), where[e])
+    if jax.process_count() > 1:  # the others must not reload before the move
+      multihost_utils.sync_global_devices(f"sgan_jax move {self.directory} {epochs}")
+    self._mgr.reload()
+    return where
+
+  def disk_bytes(self) -> int:
+    """Bytes the kept checkpoints take."""
+    return rundir.folder_bytes(self.directory)
+
+  def _stored_meta(self, epoch: int):
+    """The JSON item of a step as stored, whoever wrote it."""
+    try:
+      return self._mgr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as e:  # orbax raises several types for missing/corrupt files
       raise SganError(f"Checkpoint {self.directory}/{epoch} is unreadable ({type(e).__name__}: "
-                      f"{e}). Delete that folder to fall back to an earlier checkpoint, or "
-                      "start in a new --workdir.") from e
+                      f"{e}). Move that folder away to fall back to an earlier checkpoint, or "
+                      "start in a new output folder.") from e
+
+  def read_meta(self, epoch: int) -> dict:
+    meta = self._stored_meta(epoch)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
       raise SganError(f"{self.directory}/{epoch} is not an sgan_jax checkpoint (format "
                       f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
-                      f"{FORMAT!r}). Use a different --workdir for this run.")
+                      f"{FORMAT!r}). Use a different output folder (--workdir / --out) for "
+                      "this run.")
     return meta
 
   def restore(self, epoch: int, template_state, extra_template: dict, sharding) -> tuple:
@@ -167,8 +419,8 @@ class Checkpointer:
                  f"{len(saved or [])} arrays there vs {len(want)} here")
       raise SganError(
           f"Checkpoint {self.directory}/{epoch} does not match this run's model ({bad}). It "
-          "was written by a different model or sgan_jax version; use a different --workdir "
-          "or --fresh.")
+          "was written by a different model or sgan_jax version; use a different output "
+          "folder (--workdir / --out) or --fresh.")
     try:
       r = self._mgr.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(packed_shapes(host))))
@@ -176,7 +428,7 @@ class Checkpointer:
       raise SganError(
           f"Checkpoint {self.directory}/{epoch} does not match this run's model "
           f"({type(e).__name__}: {str(e)[:500]}). It was written by a different model or is "
-          "truncated; use a different --workdir or --fresh.") from e
+          "truncated; use a different output folder (--workdir / --out) or --fresh.") from e
     tree = unpack(r.state, host)
     state = jax.device_put(tree.pop("train"), sharding)
     state = state.replace(key=jax.random.wrap_key_data(state.key))
@@ -190,25 +442,33 @@ class Checkpointer:
     """
     self.wait()
     later = [e for e in self.all_epochs() if e > epoch]
-    if later and jax.process_index() == 0:
-      dest = self.directory + ".abandoned"
-      os.makedirs(dest, exist_ok=True)
-      for e in later:
-        n = 1
-        while os.path.exists(os.path.join(dest, f"{e}.{n}")):
-          n += 1
-        os.rename(os.path.join(self.directory, str(e)), os.path.join(dest, f"{e}.{n}"))
-    if jax.process_count() > 1:  # the others must not reload before the move
-      multihost_utils.sync_global_devices(f"sgan_jax discard {self.directory} {epoch}")
-    self._mgr.reload()
+    self._move_steps(later, ".abandoned")
     return later
 
   def wait(self) -> None:
-    self._mgr.wait_until_finished()
+    """Waits for the pending save to finish, then seals it."""
+    try:
+      self._mgr.wait_until_finished()
+    except Exception as e:
+      epoch = self._unsealed[-1] if self._unsealed else None
+      self._unsealed, self._failed = [], True
+      raise self._write_error(epoch, e) from e
+    try:
+      self._seal_saved()
+    except SganError:
+      self._failed = True
+      raise
 
   def close(self) -> None:
-    self._mgr.wait_until_finished()
-    self._mgr.close()
+    """Finishes and seals the pending save, then releases orbax's threads. After a failed
+    write (already reported) only releases them."""
+    if not self._failed:
+      self.wait()
+    try:
+      self._mgr.close()
+    except Exception:  # orbax re-raises the failed write
+      if not self._failed:
+        raise
 
 
 def _default(key: str):
@@ -234,41 +494,89 @@ def config_differences(saved: dict, current: dict) -> dict:
   return diff
 
 
-def open_run(workdir: str, mode: str, cfg: Config, fingerprint: str, fresh: bool,
-             log) -> tuple[Checkpointer, Optional[dict]]:
-  """The checkpoints of ``<workdir>/checkpoints_<mode>`` and the latest one's meta to resume
-  from (None: start fresh). Refuses, changing nothing, a folder holding another run's
-  checkpoints (another config, mode or data); ``fresh`` moves them aside first."""
-  cdir = os.path.join(workdir, f"checkpoints_{mode}")
-  if fresh and jax.process_index() == 0 and os.path.isdir(cdir) and os.listdir(cdir):
-    log(f"[{mode}] --fresh: moved existing checkpoints to {move_aside(cdir)}")
-  if fresh and jax.process_count() > 1:  # the others wait until the folder is moved
-    multihost_utils.sync_global_devices(f"sgan_jax fresh {cdir}")
-  ckpt = Checkpointer(cdir, cfg.keep_checkpoints)
-  latest = ckpt.latest_epoch()
-  if latest is None:
-    return ckpt, None
-  meta = ckpt.read_meta(latest)
+def check_run_config(workdir: str, cfg: Config) -> None:
+  """Refuses a run folder whose ``config.json`` records another run (fields that forbid
+  resuming differ): its records would be mixed with this run's. Reads only."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+    if not isinstance(stored, dict):
+      raise ValueError("not a mapping")
+  except (OSError, ValueError) as e:
+    raise SganError(f"{path} is unreadable ({type(e).__name__}: {e}), so {workdir} may hold "
+                    "another run. Nothing was changed. Use another output folder (--workdir / "
+                    "--out), or pass --fresh to move the old run aside (kept, renamed to "
+                    ".old-N).") from e
+  diff = config_differences(stored, cfg.to_dict())
+  if diff:
+    what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+    raise SganError(f"{workdir} holds a different run ({what}). Nothing was changed. Use "
+                    "another output folder (--workdir / --out), or pass --fresh to move the "
+                    "old run aside (kept, renamed to .old-N).")
+
+
+def checkpoint_dir(workdir: str, mode: str) -> str:
+  return os.path.join(workdir, f"checkpoints_{mode}")
+
+
+def resume_point(cdir: str, mode: str, cfg: Config, fingerprint: Callable[[], str]
+                 ) -> tuple[Optional[int], Optional[dict], dict[int, str]]:
+  """Where a run of ``cfg`` resumes in checkpoint folder ``cdir``: the newest checkpoint
+  that verifies (epoch and meta; None, None: from scratch) and the newer ones that do not.
+
+  Reads only. Refuses a folder holding another run's checkpoints (another config, mode or
+  data: ``fingerprint()``) or only corrupt ones.
+  """
+  if not os.path.isdir(cdir) or not os.listdir(cdir):
+    return None, None, {}
+  ckpt = Checkpointer(cdir, read_only=True)
+  try:
+    epoch, bad = ckpt.newest_intact()
+    meta = ckpt.read_meta(epoch) if epoch is not None else None
+  finally:
+    ckpt.close()
+  if epoch is None and bad:
+    why = "; ".join(f"{e}: {p}" for e, p in bad.items())
+    raise SganError(f"Every checkpoint in {cdir} fails verification ({why}). Nothing was "
+                    "changed. Pass --fresh to move the run aside (kept, renamed to .old-N) "
+                    "and start over, or use another output folder (--workdir / --out).")
+  if meta is not None:
+    check_same_run(cdir, mode, meta, cfg, fingerprint)
+  return epoch, meta, bad
+
+
+def check_same_run(cdir: str, mode: str, meta: dict, cfg: Config,
+                   fingerprint: Callable[[], str]) -> None:
+  """Refuses resuming from a checkpoint (its ``meta``) of another config, mode or data."""
   diff = config_differences(meta.get("config", {}), cfg.to_dict())
   if meta.get("mode") != mode or diff:
-    ckpt.close()
     what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
     raise SganError(
         f"{cdir} holds checkpoints of a different run ({what or 'mode ' + str(meta.get('mode'))}). "
-        "Nothing was changed. Use another --workdir, or pass --fresh to move them aside "
-        "(they are kept, renamed to .old-N).")
-  if meta.get("data_fingerprint") != fingerprint:
-    ckpt.close()
+        "Nothing was changed. Use another output folder (--workdir / --out), or pass --fresh "
+        "to move the old run aside (kept, renamed to .old-N).")
+  if meta.get("data_fingerprint") != fingerprint():
     raise SganError(f"{cdir} was written for different data (fingerprint "
-                    f"{meta.get('data_fingerprint')} vs {fingerprint}: another dataset, "
-                    "labeled subset or validation split). Use another --workdir or --fresh.")
+                    f"{meta.get('data_fingerprint')} vs {fingerprint()}: another dataset, "
+                    "labeled subset or validation split). Nothing was changed. Use another "
+                    "output folder (--workdir / --out) or --fresh.")
+
+
+def open_run(workdir: str, mode: str, cfg: Config, fingerprint: str, fresh: bool,
+             log) -> tuple[Checkpointer, Optional[dict]]:
+  """The checkpoints of ``<workdir>/checkpoints_<mode>`` and the meta of the newest intact
+  one to resume from (None: start fresh); newer corrupt ones are moved aside. Refuses,
+  changing nothing, a folder holding another run's checkpoints (:func:`resume_point`);
+  ``fresh`` moves them aside first."""
+  cdir = checkpoint_dir(workdir, mode)
+  if fresh:
+    moved = rundir.move_aside(cdir)
+    if moved:
+      log(f"[{mode}] fresh start: moved existing checkpoints to {moved}")
+  _, meta, bad = resume_point(cdir, mode, cfg, lambda: fingerprint)
+  ckpt = Checkpointer(cdir, retention(cfg))
+  ckpt.quarantine(bad, log)
   return ckpt, meta
-
-
-def move_aside(directory: str) -> str:
-  """Renames a checkpoint folder to ``<dir>.old-<n>`` (never deletes); returns the new path."""
-  n = 1
-  while os.path.exists(f"{directory}.old-{n}"):
-    n += 1
-  os.rename(directory, f"{directory}.old-{n}")
-  return f"{directory}.old-{n}"

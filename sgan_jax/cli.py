@@ -6,14 +6,16 @@
   sgan-jax tabular fit --data patients.csv --target outcome --out runs/patients
   sgan-jax export --run runs/mnist_cond/seed_1 --per_class 1000 --out synthetic.npz
 
-Bad input ends in ``error: <what is wrong and how to fix it>`` and exit status 2; a run
-stopped by SIGTERM saves a checkpoint and exits with 75 (rerun the command to resume).
+Bad input ends in ``error: <what is wrong and how to fix it>`` and exit status 2, with
+nothing written; a run stopped by SIGTERM saves a checkpoint and exits with 75, by Ctrl-C
+with 130 (rerun the command to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
 import sys
@@ -45,12 +47,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--parallel_seeds", action="store_true",
                  help="train the seeds as replicas of one vmapped program (one device, no "
                       "checkpoints); each replica computes what its sequential run computes")
-  p.add_argument("--workdir", default=None, help="output folder (default: runs/<config name>)")
+  p.add_argument("--workdir", default=None,
+                 help="output folder (default: runs/<config name>, or runs/<data file>_<config "
+                      "name> with --set dataset=<file>)")
   p.add_argument("--modes", default=None,
                  help="which models to train: sgan, supervised or sgan,supervised "
                       "(default: sgan, plus supervised when the config's baseline is true)")
   p.add_argument("--fresh", action="store_true",
-                 help="do not resume: move existing checkpoints aside (kept as .old-N)")
+                 help="do not resume: move the old run folder aside (kept as <workdir>.old-N)")
   p.add_argument("--distributed", action="store_true",
                  help="one of several processes training together (jax.distributed); with no "
                       "--coordinator JAX detects the cluster (TPU pod, SLURM, Open MPI)")
@@ -60,6 +64,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(a) -> int:
+  from sgan_jax import rundir
   from sgan_jax.experiment import format_report, run_seeds
   if not a.distributed and (a.coordinator or a.num_processes is not None or a.process_id is not None):
     raise SganError("--coordinator, --num_processes and --process_id need --distributed.")
@@ -82,12 +87,23 @@ def _train(a) -> int:
   modes = a.modes.split(",") if a.modes else None
   if modes and not set(modes) <= {"sgan", "supervised"}:
     raise SganError(f"--modes takes sgan and/or supervised, got {a.modes!r}.")
-  workdir = a.workdir or os.path.join("runs", cfg.name)
+  workdir = a.workdir or default_workdir(cfg, overrides)
   agg = run_seeds(cfg, seeds, workdir, fresh=a.fresh, modes=modes, parallel=a.parallel_seeds,
                   data_seed=a.data_seed)
   print("\n" + format_report(agg))
-  print(f"\nwrote {os.path.join(workdir, 'summary.json')}")
+  print(f"\nwrote {os.path.join(workdir, 'summary.json')}; {rundir.disk_text(workdir)}")
   return 0
+
+
+def default_workdir(cfg, overrides: dict) -> str:
+  """``runs/<config name>``; a run on one's own data file (``--set dataset=path``) gets
+  ``runs/<file name>_<config name>``, so it never shares a folder with the config's own
+  dataset."""
+  dataset = overrides.get("dataset")
+  if isinstance(dataset, str) and (dataset.endswith(".npz") or os.path.isfile(dataset)):
+    stem = os.path.splitext(os.path.basename(dataset))[0]
+    return os.path.join("runs", f"{stem}_{cfg.name}")
+  return os.path.join("runs", cfg.name)
 
 
 # ----------------------------------------------------------------------------- table
@@ -162,6 +178,9 @@ def _tabular_args(p: argparse.ArgumentParser) -> None:
   f.add_argument("--seed", type=int, default=0)
   f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   f.add_argument("--out", required=True, help="model folder to write")
+  f.add_argument("--fresh", action="store_true",
+                 help="move a model already in --out aside (kept as <out>.old-N) instead of "
+                      "resuming its training")
   q = sub.add_parser("predict", help="predict the target for new rows")
   q.add_argument("--model", required=True)
   q.add_argument("--data", required=True)
@@ -170,7 +189,9 @@ def _tabular_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tabular(a) -> int:
-  from sgan_jax import tabular
+  from sgan_jax import rundir, tabular
+  rundir.check_writable(a.out if a.tabular_cmd == "fit" else os.path.dirname(a.out) or ".",
+                        "--out")
   if a.tabular_cmd == "predict":
     predict, pre = tabular.load_predictor(a.model, a.mode)
     header, cols = tabular.read_csv(a.data)
@@ -191,7 +212,7 @@ def _tabular(a) -> int:
         + (f"; classes {pre.classes}" if pre.classes else ""))
   cfg = tabular.default_config(pre.task, seed=a.seed, data_seed=a.seed)
   cfg = from_dict({**cfg.to_dict(), **_overrides(a.set)})
-  res = tabular.fit(splits, pre, cfg, a.out)
+  res = tabular.fit(splits, pre, cfg, a.out, fresh=a.fresh)
   name = "RMSE" if pre.task == "regression" else "accuracy"
   conv = (lambda e: f"{e:.4g}") if pre.task == "regression" else (lambda e: f"{100 * (1 - e):.2f}%")
   print()
@@ -276,7 +297,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
   except Preempted as e:
     print(f"{e}. Rerun the same command to resume.", file=sys.stderr)
-    return 75  # EX_TEMPFAIL: try again
+    return e.exit_code  # 75 (EX_TEMPFAIL: try again) or 130 (Ctrl-C)
+  except KeyboardInterrupt:  # outside the training loop, which handles Ctrl-C itself
+    print("interrupted (Ctrl-C) outside training; checkpoints already written are kept. Rerun "
+          "the same command to resume.", file=sys.stderr)
+    return 130
+  except OSError as e:
+    print(f"error: {os_error_text(e)}", file=sys.stderr)
+    return 2
+
+
+def os_error_text(e: OSError) -> str:
+  """A failed read or write as a message: the file, the reason and what to do."""
+  where = f" {e.filename}" if e.filename else ""
+  if e.errno == errno.ENOSPC:
+    fix = "Free disk space and rerun the same command to resume."
+  elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    fix = "Choose a folder you can write (--workdir / --out) or fix its permissions."
+  else:
+    fix = "Check the path and rerun the same command."
+  return f"could not access{where}: {e.strerror or e}. {fix}"
 
 
 if __name__ == "__main__":

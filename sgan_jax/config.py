@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 import types
 import typing
 from typing import Any, Optional, Tuple
@@ -51,7 +52,8 @@ class Config:
   labels_per_class: Optional[int] = _f(10, "data", HOST, CELL)
   label_rate: Optional[float] = _f(None, "data", HOST, CELL)  # fraction of the training split, stratified
   num_labeled: Optional[int] = _f(None, "data", HOST, CELL)  # total labels, balanced (n % K classes get one more)
-  val_size: int = _f(0, "data", HOST)  # examples held out of the training split for selection
+  # examples held out of the training split for selection, or a fraction of it (0 < v < 1)
+  val_size: float = _f(0, "data", HOST)
   data_seed: int = _f(1, "data", HOST, SEED, CELL)  # chooses validation split and labeled subset
   seed: int = _f(0, "run", HOST, SEED, CELL)  # parameters, noise and batch order
   # --- model
@@ -98,7 +100,8 @@ class Config:
   baseline: bool = _f(True, "run", HOST, RESUME)  # also train the supervised-only baseline
   baseline_epochs: Optional[int] = _f(None, "run", RESUME)  # default: same as epochs
   checkpoint_every: int = _f(1, "run", HOST)  # epochs between checkpoints (with a workdir)
-  keep_checkpoints: int = _f(3, "run", HOST, RESUME)  # latest N kept, plus the best on validation
+  # latest N kept, plus the best on validation; None: 1, or 3 with on_d_wins=rollback
+  keep_checkpoints: Optional[int] = _f(None, "run", HOST, RESUME)
   on_nonfinite: str = _f("stop", "run", HOST, RESUME)  # stop | rollback (to the last checkpoint, new key)
   on_d_wins: str = _f("warn", "run", HOST, RESUME)  # warn | rollback (to a checkpoint >= 2 epochs back)
   tensorboard: bool = _f(False, "run", HOST, RESUME)  # TensorBoard scalars in <workdir>/tb/<mode>
@@ -158,7 +161,12 @@ SYNONYMS = {"learning_rate": "lr", "batch": "batch_size", "batchsize": "batch_si
             "beta1": "b1", "beta2": "b2", "labels": "num_labeled", "n_labeled": "num_labeled",
             "random_state": "seed", "ema_rate": "avg_rate", "ema": "avg_rate",
             "devices": "num_devices", "hidden": "d_hidden", "z_dim": "latent_dim",
-            "validation_size": "val_size", "val_split": "val_size"}
+            "validation_size": "val_size", "val_split": "val_size", "val_fraction": "val_size",
+            "learning_rate_decay": "lr_decay_epochs", "lr_rate": "lr", "step_size": "lr",
+            "keep": "keep_checkpoints", "max_checkpoints": "keep_checkpoints",
+            "dataset_path": "dataset", "data": "dataset",
+            "hidden_sizes": "d_hidden", "noise_dim": "latent_dim", "nz": "latent_dim",
+            "batch_size_per_device": "batch_size", "epochs_per_eval": "eval_every"}
 
 
 def fields_with(role: str) -> tuple[str, ...]:
@@ -171,10 +179,23 @@ def check_mode(mode: str) -> None:
     raise SganError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
+def _spelling(key: str) -> str:
+  """``key`` as a config field would spell it: ``LearningRate``, ``learning-rate`` ->
+  ``learning_rate``."""
+  key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key.strip())
+  return re.sub(r"[-\s.]+", "_", key).lower()
+
+
 def _unknown_key(key: str) -> SganError:
   if key in RETIRED:
     return SganError(f"Config key {key!r} was removed ({RETIRED[key]}); drop it.")
-  close = [SYNONYMS[key.lower()]] if key.lower() in SYNONYMS else difflib.get_close_matches(key, FIELDS, n=1)
+  norm = _spelling(key)
+  if norm in FIELDS:
+    close = [norm]
+  elif norm in SYNONYMS:
+    close = [SYNONYMS[norm]]
+  else:
+    close = difflib.get_close_matches(norm, FIELDS, n=1)
   hint = f" Did you mean {close[0]!r}?" if close else ""
   return SganError(f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(FIELDS))}.")
 
@@ -265,8 +286,7 @@ def _check_values(cfg: Config) -> None:
       raise SganError(f"Config key {n!r} must be in [0, 2**31), got {getattr(cfg, n)}.")
   if cfg.num_devices < 0:
     raise SganError(f"num_devices must be >= 0 (0 = all devices), got {cfg.num_devices}.")
-  if cfg.val_size < 0:
-    raise SganError(f"val_size must be >= 0, got {cfg.val_size}.")
+  _check_val_size(cfg.val_size)
   if cfg.lr_decay_epochs < 0:
     raise SganError(f"lr_decay_epochs must be >= 0, got {cfg.lr_decay_epochs}.")
   if not 0.0 < cfg.avg_rate <= 1.0:
@@ -314,6 +334,13 @@ def _check_values(cfg: Config) -> None:
   _choice(cfg, "fm_order", (1, 2))
   if any(h <= 0 for h in cfg.d_hidden + cfg.g_hidden):
     raise SganError("d_hidden and g_hidden widths must all be > 0.")
+
+
+def _check_val_size(v: float) -> None:
+  """``val_size``: a count of examples (a whole number >= 0) or a fraction in (0, 1)."""
+  if v < 0 or (v >= 1 and float(v) != int(v)):
+    raise SganError(f"val_size must be a number of examples (0, 1000, ...) or a fraction of "
+                    f"the training split between 0 and 1 (0.1 = 10%), got {v}.")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -129,12 +129,26 @@ def from_arrays(x_train, y_train, x_test, y_test, *, pixel_range: str = "0,1",
     raise SganError("x_train is empty.")
   y_train = _labels(y_train, len(x_train), num_classes, "y_train")
   y_test = _labels(y_test, len(x_test), num_classes, "y_test")
+  _check_test_classes(y_train, y_test)
   if num_classes is None:
     num_classes = int(max(y_train.max(), y_test.max() if y_test.size else 0)) + 1
   if num_classes < 2:
     raise SganError(f"Need at least 2 classes, found {num_classes}.")
   return Dataset(_scale(x_train, pixel_range, "x_train"), y_train,
                  _scale(x_test, pixel_range, "x_test"), y_test, num_classes, name)
+
+
+def _check_test_classes(y_train: np.ndarray, y_test: np.ndarray) -> None:
+  """Every class of the test set must occur in the training set: a class the classifier
+  never saw cannot be learned, and the labeled-subset error would blame the training set."""
+  unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_train).tolist()))
+  if unseen:
+    n = int(np.isin(y_test, unseen).sum())
+    raise SganError(f"y_test holds class(es) {unseen} ({n} test example(s)) that y_train never "
+                    f"has (training classes: {np.unique(y_train).tolist()}); a class without "
+                    "training examples cannot be learned. Drop those test examples, add "
+                    "training examples of the class, or check that both label arrays use the "
+                    "same class ids.")
 
 
 # --------------------------------------------------------------------------- sources
@@ -258,7 +272,8 @@ def select_labeled(y: np.ndarray, num_classes: int, *, per_class: Optional[int] 
     k, have, need = short[0]
     raise SganError(f"Class {k} has {have} training examples but {need} labeled ones were "
                     f"requested ({len(short)} class(es) short); lower labels_per_class / "
-                    "label_rate / num_labeled or enlarge the training split.")
+                    "label_rate / num_labeled (or val_size, which is held out first) or "
+                    "enlarge the training split.")
   perm = np.random.RandomState(seed).permutation(len(y))
   chosen = []
   for k in range(num_classes):
@@ -266,13 +281,22 @@ def select_labeled(y: np.ndarray, num_classes: int, *, per_class: Optional[int] 
   return np.sort(np.concatenate(chosen))
 
 
-def split_validation(y: np.ndarray, val_size: int, num_classes: int, seed: int) -> np.ndarray:
-  """Indices (sorted) of a stratified validation hold-out of ``val_size`` examples."""
+def val_count(val_size: float, n_train: int) -> int:
+  """Examples in the validation hold-out: ``val_size`` itself, or (0 < val_size < 1) that
+  fraction of the ``n_train`` training examples."""
+  return int(round(val_size * n_train)) if 0 < val_size < 1 else int(val_size)
+
+
+def split_validation(y: np.ndarray, val_size: float, num_classes: int, seed: int) -> np.ndarray:
+  """Indices (sorted) of a stratified validation hold-out of ``val_size`` examples (or
+  that fraction of the training split)."""
+  asked, val_size = val_size, val_count(val_size, len(y))
   if val_size == 0:
     return np.zeros((0,), np.int64)
   if val_size >= len(y):
-    raise SganError(f"val_size={val_size} leaves no training data (training split has "
-                    f"{len(y)} examples); lower val_size.")
+    raise SganError(f"val_size={asked} leaves no training data (training split has "
+                    f"{len(y)} examples); lower val_size, or give a fraction such as "
+                    "val_size=0.1 (10% of the training split).")
   rng = np.random.RandomState(seed + 7919)  # distinct stream from the labeled subset
   counts = np.bincount(y, minlength=num_classes)
   want = np.floor(counts * val_size / len(y)).astype(int)
@@ -293,7 +317,7 @@ def unlabeled_indices(n_train: int, val_idx: np.ndarray) -> np.ndarray:
 
 
 def make_splits(ds: Dataset, *, labels_per_class: Optional[int], label_rate: Optional[float],
-                val_size: int, data_seed: int, num_labeled: Optional[int] = None) -> Splits:
+                val_size: float, data_seed: int, num_labeled: Optional[int] = None) -> Splits:
   """Validation hold-out first, then the labeled subset from what remains, both from
   ``data_seed``."""
   val_idx = split_validation(ds.y_train, val_size, ds.num_classes, data_seed)

@@ -25,12 +25,16 @@ from typing import Callable, Optional, Sequence
 import jax
 import numpy as np
 
+from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data as data_lib
 from sgan_jax import evaluation, generate, rundir, seeds as seeds_lib
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
-from sgan_jax.errors import SganError
 from sgan_jax.sharding import is_primary
+
+
+def seed_dir(workdir: Optional[str], seed: int) -> Optional[str]:
+  return os.path.join(workdir, f"seed_{seed}") if workdir else None
 
 
 def load_data(cfg: Config) -> data_lib.Dataset:
@@ -40,6 +44,26 @@ def load_data(cfg: Config) -> data_lib.Dataset:
 def modes_of(cfg: Config, modes: Optional[Sequence[str]] = None) -> list[str]:
   """The modes a run trains: ``modes``, or the SGAN and, if ``cfg.baseline``, the baseline."""
   return list(modes) if modes is not None else ["sgan"] + (["supervised"] if cfg.baseline else [])
+
+
+def check_run_folder(cfg: Config, splits: data_lib.Splits, workdir: str,
+                     modes: Sequence[str], flag: str = "--workdir") -> None:
+  """Refuses, reading only, a run folder this run must not write: unwritable, or holding
+  another run (its ``config.json``; checkpoints of another config or data, or only corrupt
+  ones). Every refusal comes before anything is written."""
+  rundir.check_writable(workdir, flag)
+  ckpt_lib.check_run_config(workdir, cfg)
+  for mode in modes:
+    train_lib.resume_epoch(cfg, splits, mode, workdir)
+
+
+def move_old_run(workdir: str, log: Callable[[str], None]) -> None:
+  """``--fresh``: the whole old run folder (records, models, samples, checkpoints) is
+  renamed to ``<workdir>.old-N``, never deleted."""
+  rundir.check_writable(os.path.dirname(os.path.abspath(workdir)), "the folder above")
+  moved = rundir.move_aside(workdir)
+  if moved:
+    log(f"[fresh] moved the old run in {workdir} to {moved}")
 
 
 def start_run(cfg: Config, ds: data_lib.Dataset, splits: data_lib.Splits,
@@ -82,14 +106,21 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
   """Trains the SGAN (and, if ``cfg.baseline``, the supervised-only baseline) for one seed.
 
   ``modes`` overrides which of ``("sgan", "supervised")`` run.
+  ``fresh`` moves an old run in ``workdir`` aside first (:func:`move_old_run`); otherwise
+  a folder holding another run is refused before anything is written.
   Returns the summary dict also written to ``workdir/summary.json``.
   """
   t0 = time.time()
   ds = dataset if dataset is not None else load_data(cfg)
   splits = data_lib.splits_for(ds, cfg)
+  if workdir:
+    if fresh:
+      move_old_run(workdir, log)
+    else:
+      check_run_folder(cfg, splits, workdir, modes_of(cfg, modes))
   summary = start_run(cfg, ds, splits, workdir, log)
   for mode in modes_of(cfg, modes):
-    out = train_lib.train(cfg, splits, mode, workdir, log, fresh=fresh)
+    out = train_lib.train(cfg, splits, mode, workdir, log)
     summary[mode] = out["summary"]
     finish_mode(workdir, mode, out["state"], splits)
   summary["wall_s"] = round(time.time() - t0, 2)
@@ -101,13 +132,16 @@ def train_and_evaluate(cfg: Config, workdir: Optional[str] = None,
 def train_parallel(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int],
                    workdir: Optional[str], log: Callable[[str], None],
                    modes: Optional[Sequence[str]] = None,
-                   data_seed: Optional[int] = None) -> list[dict]:
+                   data_seed: Optional[int] = None,
+                   splits: Optional[list[data_lib.Splits]] = None) -> list[dict]:
   """The seeds as replicas of one vmapped program (:func:`sgan_jax.seeds.train_seeds`),
-  each writing the files of its sequential run except checkpoints and sample grids."""
+  each writing the files of its sequential run except checkpoints and sample grids.
+  ``splits``: the replicas' splits, if already computed."""
   t0 = time.time()
   cfgs = [cfg.for_seed(s, data_seed) for s in seeds]
-  wds = [os.path.join(workdir, f"seed_{s}") if workdir else None for s in seeds]
-  splits = seeds_lib.replica_splits(ds, cfg, seeds, data_seed)
+  wds = [seed_dir(workdir, s) for s in seeds]
+  if splits is None:
+    splits = seeds_lib.replica_splits(ds, cfg, seeds, data_seed)
   runs = [start_run(c, ds, sp, wd, log) for c, sp, wd in zip(cfgs, splits, wds)]
   for mode in modes_of(cfg, modes):
     out = seeds_lib.train_seeds(cfg, ds, seeds, mode, log, data_seed, splits)
@@ -128,17 +162,25 @@ def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
               modes: Optional[Sequence[str]] = None, parallel: bool = False,
               data_seed: Optional[int] = None, dataset: Optional[data_lib.Dataset] = None) -> dict:
   """Runs every seed (:meth:`Config.for_seed`; one after another, or ``parallel`` as
-  vmapped replicas) and aggregates the reported test errors."""
+  vmapped replicas) and aggregates the reported test errors.
+
+  Every seed's data and run folder are checked before any is written; ``fresh`` moves the
+  whole old ``workdir`` aside (:func:`move_old_run`).
+  """
   ds = dataset if dataset is not None else load_data(cfg)
+  replicas = seeds_lib.replica_splits(ds, cfg, seeds, data_seed) if parallel else None
+  for i, s in enumerate(seeds):
+    c = cfg.for_seed(s, data_seed)
+    sp = replicas[i] if parallel else data_lib.splits_for(ds, c)
+    if workdir and not fresh:
+      check_run_folder(c, sp, seed_dir(workdir, s), modes_of(cfg, modes))
+  if workdir and fresh:
+    move_old_run(workdir, log)
   if parallel:
-    if fresh:
-      raise SganError("--fresh moves checkpoints aside; parallel seeds write none. Drop --fresh "
-                      "or --parallel_seeds.")
-    per_seed = train_parallel(cfg, ds, seeds, workdir, log, modes, data_seed)
+    per_seed = train_parallel(cfg, ds, seeds, workdir, log, modes, data_seed, replicas)
   else:
-    per_seed = [train_and_evaluate(cfg.for_seed(s, data_seed),
-                                   os.path.join(workdir, f"seed_{s}") if workdir else None,
-                                   ds, log, fresh, modes) for s in seeds]
+    per_seed = [train_and_evaluate(cfg.for_seed(s, data_seed), seed_dir(workdir, s), ds, log,
+                                   modes=modes) for s in seeds]
   agg = {"config": cfg.name, "seeds": list(seeds), "runs": per_seed}
   for mode in ("sgan", "supervised"):
     errs = [evaluation.headline_err(r[mode]) for r in per_seed if mode in r]

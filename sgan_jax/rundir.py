@@ -11,7 +11,11 @@ import json
 import os
 from typing import Callable, Optional, Sequence
 
+import jax
+from jax.experimental import multihost_utils
+
 from sgan_jax import images, tblog
+from sgan_jax.errors import SganError
 from sgan_jax.sharding import is_primary
 
 
@@ -22,6 +26,66 @@ def atomic_write(path: str, payload: bytes) -> None:
   with open(tmp, "wb") as f:
     f.write(payload)
   os.replace(tmp, path)
+
+
+def _writable(folder: str) -> bool:
+  # Separate so tests can simulate a read-only folder where chmod does not stop root.
+  return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_writable(path: str, flag: str = "--workdir") -> None:
+  """Refuses an output folder this process cannot write, before anything is written: the
+  folder and its subfolders if it exists, else the nearest existing folder above it."""
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise SganError(f"{flag} {path}: {existing} is a file, not a folder. Choose another "
+                    f"{flag}.")
+  folders = [existing]
+  if existing == os.path.abspath(path):
+    folders += [e.path for e in os.scandir(existing) if e.is_dir()]
+  for folder in folders:
+    if not _writable(folder):
+      raise SganError(f"{flag} {path}: cannot write to {folder} (permission denied); nothing "
+                      f"was written. Choose a folder you can write with {flag}, or make it "
+                      "writable (chmod u+w).")
+
+
+def move_aside(path: str) -> Optional[str]:
+  """Renames ``path`` to ``<path>.old-<n>`` (never deletes; one process renames, the others
+  wait); returns the new name, or None when there was nothing to move."""
+  n = 1
+  while os.path.exists(f"{path}.old-{n}"):
+    n += 1
+  moved = os.path.isdir(path) and bool(os.listdir(path))
+  if moved and is_primary():
+    os.rename(path, f"{path}.old-{n}")
+  if jax.process_count() > 1:  # the others must not write before the move
+    multihost_utils.sync_global_devices(f"sgan_jax move aside {path}")
+  return f"{path}.old-{n}" if moved else None
+
+
+def folder_bytes(path: str) -> int:
+  """Bytes of the files under ``path`` (0 when it does not exist)."""
+  return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path)
+             for f in files)
+
+
+def disk_text(workdir: str) -> str:
+  """How much disk a run folder takes, and how much of it its checkpoints."""
+  total = folder_bytes(workdir)
+  ckpts = sum(folder_bytes(os.path.join(root, d)) for root, dirs, _ in os.walk(workdir)
+              for d in dirs if d.startswith("checkpoints_"))
+  return f"{workdir} takes {human_bytes(total)} on disk, checkpoints {human_bytes(ckpts)}"
+
+
+def human_bytes(n: int) -> str:
+  for unit in ("B", "KB", "MB", "GB"):
+    if n < 1000 or unit == "GB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1000
+  return ""
 
 
 def write_json(path: str, obj) -> None:

@@ -13,8 +13,11 @@ plus a fitted :class:`Preprocessor`:
 
 Columns whose every value is non-numeric are categorical; name others with
 ``categorical=[...]``. A non-numeric value in a numeric column is an error naming the
-row and column; so are empty feature values, a missing target column, no labeled rows,
-and a class with no labeled training row.
+column and the CSV line (for arrays, the row index); so are empty feature values, a missing
+target column, no labeled rows, and a class with no labeled training row. With
+``task="auto"``, a target that is numeric but for a few cells, one with more than
+:data:`MAX_AUTO_CLASSES` classes, or one with a class of fewer than 2 labeled rows is an
+error too (``task="classification"`` trains on it as it is).
 """
 
 from __future__ import annotations
@@ -32,13 +35,33 @@ from sgan_jax.data import Splits
 from sgan_jax.errors import SganError
 
 
-def read_csv(path: str) -> tuple[list[str], dict[str, list[str]]]:
+# Above this many distinct target values, task="auto" asks which task is meant: an ID,
+# free text or a measurement with a typo would otherwise become a many-class problem.
+MAX_AUTO_CLASSES = 20
+# A target is "numeric but for a few cells" when at least this fraction of its labeled
+# values are numbers.
+MOSTLY_NUMERIC = 0.9
+
+
+class Columns(dict):
+  """Columns by name (lists of stripped strings) read from a CSV; ``lines[i]`` is the file
+  line where row ``i`` starts, which error messages name."""
+
+  lines: Optional[list[int]] = None
+
+
+def read_csv(path: str) -> tuple[list[str], Columns]:
   """Header and columns (as stripped strings) of a CSV file."""
   if not os.path.exists(path):
     raise SganError(f"CSV file {path!r} does not exist.")
   try:
     with open(path, newline="") as f:
-      rows = list(csv.reader(f))
+      reader = csv.reader(f)
+      rows, starts, end = [], [], 0
+      for row in reader:  # a quoted field may span lines: record where each row starts
+        rows.append(row)
+        starts.append(end + 1)
+        end = reader.line_num
   except (OSError, UnicodeDecodeError, csv.Error) as e:
     raise SganError(f"Could not read {path!r} as CSV ({type(e).__name__}: {e}).") from e
   if not rows or not rows[0]:
@@ -46,16 +69,27 @@ def read_csv(path: str) -> tuple[list[str], dict[str, list[str]]]:
   header = [h.strip() for h in rows[0]]
   if len(set(header)) != len(header):
     raise SganError(f"{path!r} has duplicate column names in its header: {header}.")
-  cols = {h: [] for h in header}
-  for i, row in enumerate(rows[1:], start=2):
+  cols = Columns({h: [] for h in header})
+  cols.lines = []
+  for line, row in zip(starts[1:], rows[1:]):
     if not row:
       continue
     if len(row) != len(header):
-      raise SganError(f"{path!r} line {i} has {len(row)} fields but the header has "
+      raise SganError(f"{path!r} line {line} has {len(row)} fields but the header has "
                       f"{len(header)}.")
     for h, v in zip(header, row):
       cols[h].append(v.strip())
+    cols.lines.append(line)
   return header, cols
+
+
+def row_names(cols: dict, n: int) -> list[str]:
+  """How messages name each of ``n`` rows: ``line <L>`` of a CSV (:class:`Columns`),
+  else ``row <i>`` (0-based, as the arrays index them)."""
+  lines = getattr(cols, "lines", None)
+  if lines is not None and len(lines) == n:
+    return [f"line {line}" for line in lines]
+  return [f"row {i}" for i in range(n)]
 
 
 def _is_number(v: str) -> bool:
@@ -82,11 +116,14 @@ class Preprocessor:
   def dim(self) -> int:
     return sum(len(self.categorical[c]) if c in self.categorical else 1 for c in self.features)
 
-  def transform(self, cols: dict) -> np.ndarray:
-    """Encodes raw columns (lists of strings or numbers) into ``(N, dim)`` float32."""
+  def transform(self, cols: dict, where: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Encodes raw columns (lists of strings or numbers) into ``(N, dim)`` float32;
+    ``where`` names the rows in messages (default: :func:`row_names`)."""
     missing = [c for c in self.features if c not in cols]
     if missing:
       raise SganError(f"The data lacks feature column(s) {missing} the model was trained on.")
+    if where is None:
+      where = row_names(cols, len(cols[self.features[0]]) if self.features else 0)
     parts = []
     for c in self.features:
       vals = cols[c]
@@ -101,14 +138,15 @@ class Preprocessor:
         parts.append(onehot)
       else:
         mean, std = self.numeric[c]
-        parts.append(((_numeric(c, vals) - mean) / std)[:, None].astype(np.float32))
+        parts.append(((_numeric(c, vals, where) - mean) / std)[:, None].astype(np.float32))
     return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), np.float32)
 
   def encode_target(self, values: Sequence) -> np.ndarray:
     if self.task == "classification":
       lookup = {v: i for i, v in enumerate(self.classes)}
       return np.asarray([lookup[str(v)] for v in values], np.int32)
-    return ((_numeric(self.target, values) - self.y_mean) / self.y_std).astype(np.float32)
+    return ((_numeric(self.target, values, row_names(values, len(values))) - self.y_mean)
+            / self.y_std).astype(np.float32)
 
   def decode(self, outputs: np.ndarray) -> list:
     """Model outputs ``(N, K)`` (classification logits) or ``(N, 2)`` (regression) -> values."""
@@ -124,23 +162,58 @@ class Preprocessor:
     return cls(**json.loads(text))
 
 
-def _numeric(col: str, values: Sequence) -> np.ndarray:
+def _numeric(col: str, values: Sequence, where: Sequence[str]) -> np.ndarray:
+  """A numeric column's values as floats; ``where[i]`` names row ``i`` in messages."""
   out = np.empty(len(values), np.float64)
   for i, v in enumerate(values):
     if isinstance(v, str):
       if v == "":
-        raise SganError(f"Column {col!r} row {i + 2} (CSV line) is empty; fill in or drop rows "
-                        "with missing feature values.")
+        raise SganError(f"Column {col!r} {where[i]} is empty; fill in or drop rows with "
+                        "missing feature values.")
       try:
         out[i] = float(v)
       except ValueError:
-        raise SganError(f"Column {col!r} row {i + 2} (CSV line) holds {v!r}, which is not a "
-                        f"number; fix the value, or list {col!r} as categorical.") from None
+        raise SganError(f"Column {col!r} {where[i]} holds {v!r}, which is not a number; fix "
+                        f"the value, or list {col!r} as categorical.") from None
     else:
       out[i] = float(v)
     if not math.isfinite(out[i]):
-      raise SganError(f"Column {col!r} row {i + 2} (CSV line) is {v!r}; values must be finite.")
+      raise SganError(f"Column {col!r} {where[i]} is {v!r}; values must be finite.")
   return out
+
+
+def infer_task(target: str, values: Sequence[str], where: Sequence[str]) -> str:
+  """``task="auto"``: regression for numbers (unless at most 10 distinct integers),
+  classification otherwise. Refuses the cases that guess would get wrong silently: a
+  numeric target with a few other cells (a typo), more than :data:`MAX_AUTO_CLASSES`
+  classes, a class with fewer than 2 labeled rows."""
+  odd = [i for i, v in enumerate(values) if not _is_number(v)]
+  if not odd:
+    few_ints = len(set(values)) <= 10 and all(float(v).is_integer() for v in values)
+    return "classification" if few_ints else "regression"
+  if len(odd) < len(values) and len(values) - len(odd) >= MOSTLY_NUMERIC * len(values):
+    cells = ", ".join(f"{where[i]}: {values[i]!r}" for i in odd[:5])
+    raise SganError(
+        f"Target column {target!r} holds numbers except in {len(odd)} of {len(values)} labeled "
+        f"rows ({cells}{', ...' if len(odd) > 5 else ''}); guessing the task would make every "
+        "distinct value a class. Fix those cells or empty them (an empty target marks a row "
+        "unlabeled), or pass --task (task=) classification or regression.")
+  counts: dict[str, list[int]] = {}
+  for i, v in enumerate(values):
+    counts.setdefault(v, []).append(i)
+  if len(counts) > MAX_AUTO_CLASSES:
+    raise SganError(
+        f"Target column {target!r} has {len(counts)} distinct values among {len(values)} "
+        f"labeled rows, more than {MAX_AUTO_CLASSES} classes (an ID or free-text column?). "
+        "Choose another --target, or pass --task classification if these are the classes.")
+  lone = [(v, rows) for v, rows in counts.items() if len(rows) < 2]
+  if lone:
+    cells = ", ".join(f"{v!r} ({where[rows[0]]})" for v, rows in lone[:5])
+    raise SganError(
+        f"Target column {target!r}: class(es) {cells} have a single labeled row, too few to "
+        "learn or to hold out for validation and test. Label more rows of those classes, fix "
+        "the cells if they are typos, or pass --task classification to train as it is.")
+  return "classification"
 
 
 def _split_labeled(y_lab: np.ndarray, task: str, val_fraction: float, test_fraction: float,
@@ -179,15 +252,15 @@ def prepare(cols: dict, target: str, *, task: str = "auto",
     raise SganError("No feature columns: the table has only the target column.")
   t_raw = ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v).strip()
            for v in cols[target]]
+  where = row_names(cols, len(t_raw))  # messages name the CSV's lines, whatever the subset
   labeled = np.asarray([v != "" for v in t_raw])
   if not labeled.any():
     raise SganError(f"No labeled rows: every value of target column {target!r} is empty. "
                     "Semi-supervised training needs at least a few labels per class.")
   lab_vals = [v for v, m in zip(t_raw, labeled) if m]
+  lab_rows = np.flatnonzero(labeled)
   if task == "auto":
-    numeric_t = all(_is_number(v) for v in lab_vals)
-    few_ints = numeric_t and len(set(lab_vals)) <= 10 and all(float(v).is_integer() for v in lab_vals)
-    task = "regression" if numeric_t and not few_ints else "classification"
+    task = infer_task(target, lab_vals, [where[i] for i in lab_rows])
   if task not in ("classification", "regression"):
     raise SganError(f"task must be auto, classification or regression, got {task!r}.")
   categorical = set(categorical or [])
@@ -200,13 +273,12 @@ def prepare(cols: dict, target: str, *, task: str = "auto",
       categorical.add(c)
 
   rng = np.random.RandomState(seed)
-  lab_rows = np.flatnonzero(labeled)
   if task == "classification":
     classes = sorted(set(lab_vals), key=lambda v: (not _is_number(v), float(v) if _is_number(v) else 0, v))
     y_all = np.asarray([classes.index(v) for v in lab_vals])
   else:
     classes = None
-    y_all = _numeric(target, lab_vals)
+    y_all = _numeric(target, lab_vals, [where[i] for i in lab_rows])
   if test_rows is None:
     tr, va, te = _split_labeled(y_all, task, val_fraction, test_fraction, rng)
   else:
@@ -231,7 +303,7 @@ def prepare(cols: dict, target: str, *, task: str = "auto",
   for c in features:
     if c in categorical:
       continue
-    v = _numeric(c, train_cols[c])
+    v = _numeric(c, train_cols[c], [where[i] for i in train_rows])
     std = float(v.std())
     numeric[c] = [float(v.mean()), std if std > 0 else 1.0]
   cats = {c: sorted({str(v) for v in train_cols[c]}) for c in features if c in categorical}
@@ -241,12 +313,13 @@ def prepare(cols: dict, target: str, *, task: str = "auto",
     pre.y_mean, pre.y_std = float(y_tr.mean()), float(y_tr.std()) or 1.0
   enc_y = (lambda idx: y_all[idx].astype(np.int32)) if task == "classification" else \
       (lambda idx: ((y_all[idx] - pre.y_mean) / pre.y_std).astype(np.float32))
-  x_unl = pre.transform(train_cols)
+  encode = lambda rows: pre.transform(pick(rows), [where[i] for i in rows])
+  x_unl = encode(train_rows)
   lab_pos = np.searchsorted(train_rows, lab_rows[tr])  # labeled rows inside the training split
   splits = Splits(
       x_unl=x_unl, x_lab=x_unl[lab_pos], y_lab=enc_y(tr), lab_idx=lab_pos,
-      val_idx=lab_rows[va], x_val=pre.transform(pick(lab_rows[va])), y_val=enc_y(va),
-      x_test=pre.transform(pick(lab_rows[te])), y_test=enc_y(te),
+      val_idx=lab_rows[va], x_val=encode(lab_rows[va]), y_val=enc_y(va),
+      x_test=encode(lab_rows[te]), y_test=enc_y(te),
       num_classes=len(classes) if classes else 1)
   return splits, pre
 
@@ -285,17 +358,22 @@ def default_config(task: str, **overrides):
 
 
 def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
-        log=print, modes=("sgan", "supervised")) -> dict:
+        log=print, modes=("sgan", "supervised"), fresh: bool = False) -> dict:
   """Trains SGAN and the supervised-only baseline on the same rows; saves a predictor.
 
   Returns ``{mode: summary}``; errors are error rates (classification) or RMSEs in the
   target's units (regression). The reported number is the test metric at the epoch with
-  the best validation metric.
+  the best validation metric. An ``out_dir`` holding another model is refused before
+  anything is written, or with ``fresh`` moved aside (``<out_dir>.old-N``).
   """
-  from sgan_jax import evaluation, train as train_lib
+  from sgan_jax import evaluation, experiment, train as train_lib
   scale = pre.y_std if pre.task == "regression" else 1.0
   results = {}
   if out_dir:
+    if fresh:
+      experiment.move_old_run(out_dir, log)
+    else:
+      experiment.check_run_folder(cfg, splits, out_dir, modes, flag="--out")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "preprocess.json"), "w") as f:
       f.write(pre.to_json())

@@ -10,12 +10,13 @@ discriminator on the labeled stream alone, the baseline every result is reported
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import jax
 import numpy as np
@@ -32,7 +33,28 @@ from sgan_jax.state import initial_state
 
 
 class Preempted(Exception):
-  """Raised after SIGTERM, once a checkpoint has been saved; rerun the command to resume."""
+  """Raised after SIGTERM or Ctrl-C, once a checkpoint has been saved (a second Ctrl-C: at
+  once, keeping the last one); rerun the command to resume. ``exit_code`` is the
+  command's: 75 (EX_TEMPFAIL) after SIGTERM, 130 (128 + SIGINT) after Ctrl-C."""
+
+  def __init__(self, message: str, exit_code: int = 75):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
+def splits_fingerprint(splits: data_lib.Splits) -> str:
+  """What a checkpoint records of the data it was trained on (checked at resume)."""
+  return ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl, splits.x_val,
+                                   splits.y_val)
+
+
+def resume_epoch(cfg: Config, splits: data_lib.Splits, mode: str, workdir: str) -> Optional[int]:
+  """The epoch :func:`train` would resume from in ``workdir`` (None: from scratch). Reads
+  only; refuses (:class:`SganError`) what :func:`train` would refuse: another run's
+  checkpoints, only corrupt ones."""
+  epoch, _, _ = ckpt_lib.resume_point(ckpt_lib.checkpoint_dir(workdir, mode), mode, cfg,
+                                      lambda: splits_fingerprint(splits))
+  return epoch
 
 
 @dataclasses.dataclass
@@ -73,7 +95,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   With a ``workdir``, checkpoints go to ``workdir/checkpoints_<mode>`` after every epoch
   and a run finding compatible checkpoints there resumes from the latest (bitwise
   identical to an uninterrupted run on CPU); ``fresh=True`` moves them aside instead.
-  SIGTERM saves a checkpoint and raises :class:`Preempted`.
+  SIGTERM or Ctrl-C saves a checkpoint at the end of the epoch and raises
+  :class:`Preempted`; a second Ctrl-C raises it at once.
 
   Returns ``{"summary", "history", "state", "models"}``; the summary has the final model's
   errors and, with a validation split, the test error of the epoch selected on validation.
@@ -93,8 +116,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   metrics, p, ckpt, fingerprint = rundir.MetricsLog(workdir, mode), Progress(), None, None
   if workdir:
     # Hashing the data costs a pass over it; only checkpointed runs need it.
-    fingerprint = ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl,
-                                            splits.x_val, splits.y_val)
+    fingerprint = splits_fingerprint(splits)
     ckpt, meta = ckpt_lib.open_run(workdir, mode, cfg, fingerprint, fresh, log)
     if meta is not None:
       state, _ = ckpt.restore(meta["epoch"], state, extra, rep)
@@ -111,7 +133,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       # Checkpoint buffers would otherwise stay in glibc heaps (measured on MNIST: +250
       # MB over the first 50 minutes); small thresholds only while saving keep training
       # at full speed (sgan_jax/memory.py). The write finishes inside the block.
-      with memory.while_saving():
+      with memory.while_saving(), preempt.saving():
         ckpt.save(p.epoch, state, extra, meta, val_err)
         ckpt.wait()
 
@@ -125,7 +147,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
 
   tb = rundir.tensorboard(workdir, mode, cfg.tensorboard)
   bar, log = _progress_bar(epochs, p.epoch, mode, log)
-  preempt, d_winning = _PreemptFlag(), False
+  preempt, d_winning = _PreemptFlag(log), False
   try:
     while p.epoch < epochs:
       idx = data_lib.epoch_indices(cfg.seed, p.epoch, len(splits.x_lab), len(splits.x_unl),
@@ -143,7 +165,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if bad is not None:
         i, name, value = bad
         where = f"step {p.epoch * iters + i + 1} (epoch {p.epoch + 1})"
-        latest = ckpt.latest_epoch() if ckpt else None
+        # Verified: a corrupt checkpoint is moved aside and the next older one used.
+        latest = ckpt.pick(lambda kept: max(kept, default=None), log) if ckpt else None
         if cfg.on_nonfinite == "rollback" and latest is not None and p.rollbacks < guards.MAX_ROLLBACKS:
           p.rollbacks += 1
           state = rewind(latest, guards.NONFINITE_SALT * p.rollbacks)
@@ -158,9 +181,9 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if warning and cfg.on_d_wins == "rollback":
         failed = p.epoch + 1
         won = [r["epoch"] for r in p.history if guards.d_wins(r)]
-        target = guards.rollback_target(ckpt.all_epochs() if ckpt else [], failed, won,
-                                        p.d_rollbacks)
-        if target is not None and p.d_rollbacks < guards.MAX_ROLLBACKS:
+        target = (ckpt.pick(lambda kept: guards.rollback_target(kept, failed, won, p.d_rollbacks),
+                            log) if ckpt and p.d_rollbacks < guards.MAX_ROLLBACKS else None)
+        if target is not None:
           p.d_rollbacks += 1
           abandoned = p.history
           state = rewind(target, guards.D_WINS_SALT * p.d_rollbacks)
@@ -202,15 +225,26 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
       if p.epoch % cfg.checkpoint_every == 0 or p.epoch == epochs or stop:
         save(val_err)
       if stop:  # every save above has finished writing (save() waits)
-        raise Preempted(f"[{mode}] SIGTERM received"
+        raise Preempted(f"[{mode}] {preempt.what()} received"
                         + (" (by this or another process)" if jax.process_count() > 1 else "")
                         + f": stopped after epoch {p.epoch}, " + (f"checkpoint saved in "
-                        f"{ckpt.directory}" if ckpt else "no workdir, nothing saved"))
+                        f"{ckpt.directory}" if ckpt else "no workdir, nothing saved"),
+                        preempt.exit_code())
+  except _StopNow:
+    last = ckpt.latest_epoch() if ckpt else None
+    raise Preempted(f"[{mode}] second Ctrl-C: stopped at once; " + (
+        f"the last checkpoint {ckpt.directory}/{last} is kept" if last is not None else
+        "no checkpoint was written") + f" ({p.epoch} epoch(s) trained, the rest not saved)",
+                    130) from None
   finally:
     bar.close()
     preempt.restore()
     for closable in filter(None, (tb, ckpt)):
       closable.close()
+  if ckpt is not None:
+    log(f"[{mode}] checkpoints kept: epochs {ckpt.all_epochs()} in {ckpt.directory} "
+        f"({rundir.human_bytes(ckpt.disk_bytes())}; keep_checkpoints={ckpt_lib.retention(cfg)} "
+        "latest plus the best on validation)")
   summary = {"mode": mode, "epochs": epochs, "steps": int(state.step), "iters_per_epoch": iters,
              **evaluation.summarize(p.history, p.best if len(splits.y_val) else None),
              "wall_s": round(time.time() - t_start, 2), **p.timing()}
@@ -224,13 +258,54 @@ def _progress_bar(epochs: int, epoch: int, mode: str, log):
   return bar, (tqdm.tqdm.write if not bar.disable and log is print else log)
 
 
-class _PreemptFlag:
-  """SIGTERM sets a flag (main thread only) that the loop reads once per epoch."""
+class _StopNow(BaseException):
+  """A second Ctrl-C: leave the loop at once (a BaseException, like KeyboardInterrupt, so
+  no ``except Exception`` on the way swallows it)."""
 
-  def __init__(self):
-    self.flag, self._old = False, None
+
+class _PreemptFlag:
+  """SIGTERM or a first Ctrl-C sets a flag (main thread only) that the loop reads once per
+  epoch; a second Ctrl-C raises :class:`_StopNow`, though never inside a checkpoint write
+  (:meth:`saving`), which finishes first."""
+
+  def __init__(self, log: Callable[[str], None] = print):
+    self.flag, self._old, self._log = False, {}, log
+    self._signals: list[int] = []
+    self._in_save = self._stop_after_save = False
     if threading.current_thread() is threading.main_thread():
-      self._old = signal.signal(signal.SIGTERM, lambda *a: setattr(self, "flag", True))
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+
+  def _handle(self, signum: int, frame) -> None:
+    again = signum == signal.SIGINT and signal.SIGINT in self._signals
+    self._signals.append(signum)
+    self.flag = True
+    if not again:
+      if signum == signal.SIGINT:
+        self._log("[Ctrl-C] finishing this epoch and saving a checkpoint; press Ctrl-C again "
+                  "to stop at once")
+    elif self._in_save:
+      self._stop_after_save = True
+    else:
+      raise _StopNow()
+
+  @contextlib.contextmanager
+  def saving(self) -> Iterator[None]:
+    """A checkpoint write: a second Ctrl-C waits until it has finished."""
+    self._in_save = True
+    try:
+      yield
+    finally:
+      self._in_save = False
+    if self._stop_after_save:
+      raise _StopNow()
+
+  def what(self) -> str:
+    """The signal that stopped the run, as the message names it."""
+    return "Ctrl-C (SIGINT)" if signal.SIGINT in self._signals else "SIGTERM"
+
+  def exit_code(self) -> int:
+    return 130 if signal.SIGINT in self._signals else 75
 
   def agreed(self) -> bool:
     """Whether to stop after this epoch. Decided on a snapshot: the handler may set the flag
@@ -244,5 +319,5 @@ class _PreemptFlag:
     return stop
 
   def restore(self) -> None:
-    if self._old is not None:
-      signal.signal(signal.SIGTERM, self._old)
+    for sig, old in self._old.items():
+      signal.signal(sig, old)

@@ -61,12 +61,15 @@ def test_checkpoints_written_and_kept(tmp_path, monkeypatch):
   assert kept == [1, 3, 4], kept  # the last 2 + the best on validation
 
 
-def test_sigterm_in_process_then_resume_is_bitwise_identical(uninterrupted, tmp_path):
+@pytest.mark.parametrize("sig,exit_code", [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
+def test_sigterm_in_process_then_resume_is_bitwise_identical(uninterrupted, tmp_path, sig,
+                                                             exit_code):
   def log(line):
     if "epoch 2/" in line:
-      os.kill(os.getpid(), signal.SIGTERM)
-  with pytest.raises(train.Preempted, match="after epoch 2"):
+      os.kill(os.getpid(), sig)
+  with pytest.raises(train.Preempted, match="after epoch 2") as e:
     run(CFG, str(tmp_path), log)
+  assert e.value.exit_code == exit_code
   lines = []
   out = run(CFG, str(tmp_path), lines.append)
   assert any("resumed from" in line and "epoch 2" in line for line in lines)
@@ -234,7 +237,7 @@ def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(uninterrupted, tmp_
   c = ckpt_lib.Checkpointer(str(cdir))
   kept = c.all_epochs()
   c.close()
-  assert kept == [1, 2], kept
+  assert kept[-1] == 2 and len(kept) <= 2, kept  # by default the last and the best
   # ... and usable: the rerun resumes there and ends where the uninterrupted run ends.
   monkeypatch.setattr(guards, "first_nonfinite", real)
   lines = []
@@ -387,3 +390,67 @@ def test_best_checkpoint_on_ties_is_the_earliest_as_training_selects(uninterrupt
   kept = c.all_epochs()
   c.close()
   assert kept == [2, 5], kept
+
+
+def _flip_block(path, seed=0):
+  """4 KB (or the whole file) of other bytes, in place: the file keeps its size."""
+  data = bytearray(open(path, "rb").read())
+  rng = np.random.default_rng(seed)
+  for i in range(min(4096, len(data))):
+    data[i] ^= int(rng.integers(1, 256))
+  open(path, "wb").write(bytes(data))
+
+
+def test_corrupt_checkpoint_bytes_are_detected_and_the_newest_intact_one_resumed(uninterrupted,
+                                                                                 tmp_path):
+  # The run stopped after epoch 3 and its checkpoint's parameters got damaged (same size, so
+  # nothing but a checksum notices): named as corrupt, moved aside, epoch 2 resumed, and the
+  # run ends exactly where the uninterrupted run ends.
+  run(CFG.replace(keep_checkpoints=4), str(tmp_path))
+  cdir = tmp_path / "checkpoints_sgan"
+  import shutil
+  shutil.rmtree(cdir / "4")
+  _flip_block(cdir / "3" / "state" / "float32" / "0")
+  lines = []
+  out = run(CFG, str(tmp_path), lines.append)
+  assert any(f"checkpoint {cdir}/3 is corrupt (state/float32/0 does not match its SHA-256 "
+             f"checksum); skipped and moved to {cdir}.corrupt/3.1" in ln for ln in lines), lines
+  assert any(f"resumed from {cdir}/2: epoch 2" in ln for ln in lines), lines
+  assert os.listdir(f"{cdir}.corrupt") == ["3.1"]
+  assert_same_state(out["state"], uninterrupted["state"])
+  assert [h["test_err"] for h in out["history"]] == [h["test_err"] for h in uninterrupted["history"]]
+
+
+def test_a_save_cut_off_before_its_manifest_does_not_verify(tmp_path):
+  # A kill between orbax's rename and the manifest leaves a complete-looking step: its meta
+  # says a manifest belongs to it, so it is not trusted.
+  run(tiny_config(epochs=2, keep_checkpoints=2), str(tmp_path))
+  cdir = tmp_path / "checkpoints_sgan"
+  os.remove(cdir / "2" / ckpt_lib.MANIFEST)
+  c = ckpt_lib.Checkpointer(str(cdir), read_only=True)
+  assert c.verify(2) == "its save was cut off: no checksum manifest"
+  assert c.verify(1) is None and c.newest_intact() == (1, {2: c.verify(2)})
+  c.close()
+
+
+def test_rollback_never_restores_a_checkpoint_that_fails_verification(tmp_path, monkeypatch):
+  # Epoch 3 turns NaN twice; epoch 2's checkpoint is damaged just before the first: that
+  # rollback goes to epoch 1 and the damaged step is moved aside, never restored; the second
+  # goes to epoch 2 saved anew.
+  real, calls = guards.first_nonfinite, {"n": 0}
+  cdir = tmp_path / "checkpoints_sgan"
+
+  def fake(per_step):
+    calls["n"] += 1
+    if calls["n"] == 3:
+      _flip_block(cdir / "2" / "meta" / "metadata")
+    return (1, "loss_lab", float("nan")) if calls["n"] in (3, 5) else real(per_step)
+
+  monkeypatch.setattr(guards, "first_nonfinite", fake)
+  lines = []
+  out = run(tiny_config(epochs=3, on_nonfinite="rollback", keep_checkpoints=2), str(tmp_path),
+            lines.append)
+  back = [ln.split("rolled back to epoch ")[1][0] for ln in lines if "rolled back" in ln]
+  assert back == ["1", "2"], lines
+  assert sum(f"checkpoint {cdir}/2 is corrupt" in ln for ln in lines) == 1, lines
+  assert os.listdir(f"{cdir}.corrupt") == ["2.1"] and out["summary"]["steps"] == 3 * 3

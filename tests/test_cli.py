@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -95,3 +96,45 @@ def test_command_errors_are_messages(tmp_path, capsys):
     assert cli.main(args) == 2, args
     err = capsys.readouterr().err
     assert err.startswith("error: ") and match in err, (args, err)
+
+
+def _readme_block(lang, containing):
+  blocks = re.findall(rf"```{lang}\n(.*?)```", open(os.path.join(ROOT, "README.md")).read(), re.S)
+  return next(b for b in blocks if containing in b)
+
+
+def _small_images(path, n=500, k=10):
+  import numpy as np
+  rng = np.random.default_rng(0)
+  x, y = rng.integers(0, 256, (n, 8, 8), dtype=np.uint8), np.arange(n) % k
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  np.savez(path, x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+  return x, y
+
+
+SMALL_MODEL = {"epochs": 1, "iters_per_epoch": 1, "d_hidden": [16], "g_hidden": [16],
+               "latent_dim": 8, "init_examples": 50, "num_devices": 1, "baseline": False}
+
+
+def test_readme_own_data_examples_run_on_small_data(tmp_path, monkeypatch, capsys):
+  # The README's own-data command and Python snippet as written, on 500 images, with a small
+  # model and one epoch added (val_size=5000 and 1000 used to fail on data this size).
+  from sgan_jax import cli
+  import shlex
+  monkeypatch.chdir(tmp_path)
+  x, y = _small_images(str(tmp_path / "path" / "to" / "my_data.npz"))
+  argv = shlex.split(_readme_block("bash", "dataset=path/to/my_data.npz").replace("\\\n", " "))
+  assert argv[:2] == ["sgan-jax", "train"] and "--workdir" not in argv
+  tiny = [a for k, v in SMALL_MODEL.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+  assert cli.main(argv[1:] + tiny + ["--seeds", "0"]) == 0, capsys.readouterr().err
+  # Named after the data file (and the config), not the config alone.
+  assert (tmp_path / "runs" / "my_data_mnist_fm" / "seed_0" / "summary.json").exists()
+  # The end of the run says how much disk the folder and its checkpoints take.
+  assert re.search(r"runs/my_data_mnist_fm takes [\d.]+ [KM]B on disk, checkpoints [\d.]+ [KM]B",
+                   capsys.readouterr().out)
+  snippet = _readme_block("python", "experiment.train_and_evaluate")
+  assert "epochs=100)" in snippet
+  small = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in SMALL_MODEL.items())
+  scope = {"x_train": x, "y_train": y, "x_test": x[:100], "y_test": y[:100]}
+  exec(snippet.replace("epochs=100)", small + ")"), scope)
+  assert scope["summary"]["num_val"] == 50 and len(scope["agg"]["sgan"]["test_errs"]) == 3

@@ -125,6 +125,27 @@ def test_synonyms_and_retired_keys_get_their_own_messages():
   assert from_stored({**Config().to_dict(), "second_avg_rate": 1e-4}) == Config()
 
 
+@pytest.mark.parametrize("key,want", [
+    ("LearningRate", "lr"), ("learning-rate", "lr"), ("Learning_Rate", "lr"),
+    ("batchSize", "batch_size"), ("num-epochs", "epochs"), ("EMA", "avg_rate"),
+    ("label-rate", "label_rate"), ("valSize", "val_size"), ("max_checkpoints", "keep_checkpoints")])
+def test_other_spellings_of_a_key_suggest_the_field(key, want):
+  # Case, hyphens and camelCase are normalised before the synonym table and the closest
+  # match are consulted (difflib alone suggested avg_rate for some spellings of learning rate).
+  with pytest.raises(SganError, match=f"Unknown config key '{key}'. Did you mean '{want}'"):
+    parse_override(f"{key}=1")
+
+
+def test_val_size_is_a_count_or_a_fraction():
+  from sgan_jax import data
+  assert data.val_count(0.1, 1300) == 130 and data.val_count(200, 1300) == 200
+  assert data.val_count(0, 1300) == 0
+  assert Config(val_size=0.25).val_size == 0.25
+  for bad in (1.5, -1, 1000.5):
+    with pytest.raises(SganError, match="val_size must be a number of examples"):
+      Config(val_size=bad)
+
+
 def test_models_of_a_run_carry_the_runs_own_config():
   from sgan_jax import train
   from tests.helpers import splits_for, tiny_config

@@ -203,6 +203,17 @@ def test_validation_split_too_large():
   _, y = synthetic()
   with pytest.raises(SganError, match="leaves no training data"):
     data.split_validation(y, 200, 4, 0)
+  assert len(data.split_validation(y, 0.1, 4, 0)) == 20  # a fraction fits any size
+
+
+def test_a_test_class_absent_from_training_names_the_test_set():
+  # Was: "Class 10 has 0 training examples but 10 labeled ones were requested".
+  x, y = synthetic()
+  yt = y[:20].copy()
+  yt[:2] = 4
+  with pytest.raises(SganError, match=r"y_test holds class\(es\) \[4\] \(2 test example\(s\)\) "
+                                      r"that y_train never has \(training classes: \[0, 1, 2, 3\]\)"):
+    data.from_arrays(x, y, x[:20], yt)
 
 
 def test_tfds_source_through_mock_data():

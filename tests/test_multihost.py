@@ -106,7 +106,9 @@ def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   for r, h in zip(recs, ref["history"]):
     assert r["test_err"] == h["test_err"] and r["val_err"] == h["val_err"]
     np.testing.assert_allclose(r["loss_unl"], h["loss_unl"], rtol=1e-4)
-  assert (wd / "checkpoints_sgan.old-1").is_dir() and not (wd / "checkpoints_sgan.old-2").exists()
+  # --fresh moved the first run aside once (not once per process), whole.
+  assert (tmp_path / "run.old-1" / "checkpoints_sgan").is_dir()
+  assert not (tmp_path / "run.old-2").exists()
   summary = json.loads((wd / "summary.json").read_text())
   assert summary["sgan"]["steps"] == ref["summary"]["steps"]
   for f in ("classifier_sgan.msgpack", "generator.msgpack", "samples/epoch_0002.png"):

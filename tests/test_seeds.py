@@ -94,8 +94,11 @@ def test_parallel_seeds_from_the_command_line(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "over 2 seed(s)" in out
   assert os.path.exists(os.path.join(wd, "seed_1", "summary.json"))
+  # --fresh moves the old run aside, records included (parallel seeds write no checkpoints).
   assert cli.main(["train", "--config", "digits", "--seeds", "0,1", "--parallel_seeds",
-                   "--fresh", "--workdir", wd]) == 2
-  assert "parallel seeds write none" in capsys.readouterr().err
+                   "--set", "epochs=1", "--set", "iters_per_epoch=2", "--set", "d_hidden=[16]",
+                   "--set", "g_hidden=[16]", "--fresh", "--workdir", wd]) == 0
+  assert os.path.exists(os.path.join(wd + ".old-1", "seed_1", "summary.json"))
+  capsys.readouterr()
   assert cli.main(["train", "--parallel_seeds", "--distributed", "--workdir", wd]) == 2
   assert "does not combine" in capsys.readouterr().err

@@ -65,8 +65,8 @@ def test_regression_target_is_standardised(tmp_path):
 
 
 @pytest.mark.parametrize("edit,match", [
-    (lambda rows: rows[3].__setitem__(0, "fifty"), r"Column 'age' row 4 .* 'fifty'.*not a number"),
-    (lambda rows: rows[5].__setitem__(2, ""), r"Column 'dose' row 6 .* empty"),
+    (lambda rows: rows[3].__setitem__(0, "fifty"), r"Column 'age' line 4 holds 'fifty'.*not a number"),
+    (lambda rows: rows[5].__setitem__(2, ""), r"Column 'dose' line 6 is empty"),
     (lambda rows: [r.__setitem__(3, "") for r in rows[1:]], "No labeled rows"),
     (lambda rows: rows[2].append("extra"), "line 3 has 5 fields"),
 ])
@@ -78,6 +78,55 @@ def test_csv_errors(tmp_path, edit, match):
     csv.writer(f).writerows(rows)
   with pytest.raises(SganError, match=match):
     tabular.load_table(str(p), "outcome")
+
+
+def _edit_csv(path, edit):
+  rows = list(csv.reader(open(path)))
+  edit(rows)
+  with open(path, "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+  return path
+
+
+@pytest.mark.parametrize("line", [41, 219, 250])
+def test_errors_name_the_csv_line_wherever_the_row_lands(tmp_path, line):
+  # Rows are split into training, validation and test rows; a bad cell is named by its
+  # line in the file, not its position in one of the subsets (was: line 41 as "row 37").
+  p = _edit_csv(write_csv(tmp_path / "e.csv", n=260),
+                lambda rows: rows[line - 1].__setitem__(0, "fifty"))
+  with pytest.raises(SganError, match=rf"Column 'age' line {line} holds 'fifty'"):
+    tabular.load_table(str(p), "outcome")
+  # A blank line and a quoted field over two lines above it: still the file's line.
+  text = open(p).read().split("\n")
+  text[1:1] = ["", '50.1,"paris', '",0.2,']  # a row whose city spans lines 3-4
+  open(p, "w").write("\n".join(text))
+  with pytest.raises(SganError, match=rf"Column 'age' line {line + 3} holds 'fifty'"):
+    tabular.load_table(str(p), "outcome")
+
+
+def test_numeric_target_with_a_typo_is_refused_naming_the_cell(tmp_path):
+  # --task auto used to make every distinct value of such a column a class.
+  p = _edit_csv(write_csv(tmp_path / "r.csv", n=200, label_frac=1.0, regression=True),
+                lambda rows: rows[80].__setitem__(3, "unknown"))
+  with pytest.raises(SganError, match=r"Target column 'outcome' holds numbers except in 1 of "
+                                      r"200 labeled rows \(line 81: 'unknown'\)"):
+    tabular.load_table(str(p), "outcome")
+  _, pre = tabular.load_table(str(p), "outcome", task="classification")  # as it is, if asked
+  assert len(pre.classes) > 100
+
+
+def test_auto_task_refuses_many_classes_and_single_row_classes(tmp_path):
+  p = _edit_csv(write_csv(tmp_path / "c.csv", n=120, label_frac=1.0),
+                lambda rows: [r.__setitem__(3, f"id{i}") for i, r in enumerate(rows[1:])])
+  with pytest.raises(SganError, match=r"120 distinct values among 120 labeled rows, more than "
+                                      r"20 classes"):
+    tabular.load_table(str(p), "outcome")
+  p = _edit_csv(write_csv(tmp_path / "l.csv", n=120, label_frac=1.0),
+                lambda rows: rows[9].__setitem__(3, "rare"))
+  with pytest.raises(SganError, match=r"class\(es\) 'rare' \(line 10\) have a single labeled row"):
+    tabular.load_table(str(p), "outcome")
+  s, pre = tabular.load_table(str(p), "outcome", task="classification")
+  assert pre.classes == ["rare", "sick", "well"] and 0 in s.y_lab  # trained on, as asked
 
 
 def test_missing_target_and_class_without_training_label(tmp_path):
