@@ -8,8 +8,8 @@ to select the epoch) and train through :func:`sgan_jax.train.train` with a confi
 :func:`sgan_jax.tabular.default_config`: the same jitted loop as every other run.
 
 Features are standardised with the training rows' statistics (``standardize=True``), so
-raw columns of any scale work. The fitted model is numpy arrays plus a config; the jitted
-predictor is rebuilt on first use, so fitted estimators pickle.
+raw columns of any scale work. The fitted model is numpy arrays plus a config (it pickles);
+the jitted forward pass is built on first use and shared by estimators of one architecture.
 
 Needs scikit-learn >= 1.6 (``pip install "sgan_jax[sklearn]"``).
 """
@@ -87,11 +87,6 @@ class _SGANBase(BaseEstimator):
     tags.non_deterministic = False
     return tags
 
-  def __getstate__(self):
-    state = super().__getstate__()
-    state.pop("_predict_cache", None)  # jitted functions do not pickle; rebuilt on use
-    return state
-
   # ------------------------------------------------------------------ fitting
   def _config(self, seed: int) -> Config:
     """The run's config: the tabular defaults, this estimator's parameters, then
@@ -114,7 +109,8 @@ class _SGANBase(BaseEstimator):
     return tabular.default_config(**fields)
 
   def _validate_fit(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-    X = validate_data(self, X, reset=True, dtype=np.float64)
+    # Two rows at least: weight-norm initialisation divides by a spread over rows.
+    X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
     y = column_or_1d(y, warn=True)
     if len(y) != len(X):
       raise ValueError(f"y has {len(y)} rows but X has {len(X)}; they must have the same "
@@ -173,7 +169,6 @@ class _SGANBase(BaseEstimator):
     self.history_ = out["history"]
     self.best_epoch_ = out["summary"].get("best_val_epoch", cfg.epochs)
     self.n_labeled_ = (len(tr), len(va))
-    self._predict_cache = None
     if self.verbose:
       val = out["summary"].get("best_val_err")
       metric = "RMSE (standardised target)" if self._task == "regression" else "error"
@@ -189,22 +184,23 @@ class _SGANBase(BaseEstimator):
   def _outputs(self, X) -> np.ndarray:
     """Discriminator outputs for ``X (N, D)``: ``(N, K[+1])`` logits or ``(N, 2)``
     (regression value, real/fake logit)."""
+    import jax
     from sgan_jax import evaluation
     check_is_fitted(self, "params_")
     X = validate_data(self, X, reset=False, dtype=np.float64)
     x = self._scaled(X)
-    if getattr(self, "_predict_cache", None) is None:
-      import jax
-      params = jax.device_put(self.params_)
-      n_out = 2 if self._task == "regression" else len(self.classes_) + (
-          self.config_.parameterization == "k+1")
-      self._predict_cache = (_predictor(self.config_.graph_config(), x.shape[1], n_out),
-                             params["params"], {k: v for k, v in params.items() if k != "params"})
-    predict, params, frozen = self._predict_cache
+    n_out = 2 if self._task == "regression" else len(self.classes_) + (
+        self.config_.parameterization == "k+1")
+    predict = _predictor(self.config_.graph_config(), x.shape[1], n_out)
+    # Moved to the device once per call, not per batch; nothing is cached on the estimator
+    # (predicting leaves it unchanged, and it pickles as numpy arrays).
+    params = jax.device_put(self.params_)
+    frozen = {k: v for k, v in params.items() if k != "params"}
     n = len(x)
     pad = -n % _PREDICT_BATCH
     x = np.concatenate([x, np.zeros((pad, x.shape[1]), np.float32)]) if pad else x
-    return evaluation.predict_all(predict, params, frozen, x, batch=_PREDICT_BATCH)[:n]
+    return evaluation.predict_all(predict, params["params"], frozen, x,
+                                  batch=_PREDICT_BATCH)[:n]
 
 
 class SGANClassifier(ClassifierMixin, _SGANBase):
@@ -240,6 +236,7 @@ class SGANClassifier(ClassifierMixin, _SGANBase):
   def predict_proba(self, X) -> np.ndarray:
     """``(N, K)`` class probabilities over the K real classes (rows sum to 1), in the
     order of ``classes_``."""
+    check_is_fitted(self, "params_")
     logits = self._outputs(X)[:, :len(self.classes_)]  # "k+1": drop the fake column
     z = logits - logits.max(1, keepdims=True)
     p = np.exp(z.astype(np.float64))
@@ -247,6 +244,7 @@ class SGANClassifier(ClassifierMixin, _SGANBase):
 
   def predict(self, X) -> np.ndarray:
     """``(N,)`` predicted labels (elements of ``classes_``)."""
+    check_is_fitted(self, "params_")
     return self.classes_[np.argmax(self._outputs(X)[:, :len(self.classes_)], 1)]
 
 
