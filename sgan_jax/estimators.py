@@ -105,8 +105,8 @@ class _SGANBase(BaseEstimator):
                   hidden_noise=self.hidden_noise, lr=self.learning_rate,
                   batch_size=self.batch_size, epochs=epochs, lr_decay_epochs=decay,
                   iters_per_epoch=self.iters_per_epoch, eval_every=1, seed=seed,
-                  data_seed=seed, **(self.config_overrides or {}))
-    return tabular.default_config(**fields)
+                  data_seed=seed)
+    return tabular.default_config(**{**fields, **(self.config_overrides or {})})
 
   def _validate_fit(self, X, y) -> tuple[np.ndarray, np.ndarray]:
     # Two rows at least: weight-norm initialisation divides by a spread over rows.
@@ -165,7 +165,7 @@ class _SGANBase(BaseEstimator):
     # without a validation row, the final model.
     final = {"params": out["state"].d_avg, **out["state"].d_frozen}
     self.config_ = cfg
-    self.params_ = out["selected"] or jax.device_get(final)
+    self.params_ = out["selected"] or jax.tree.map(np.array, final)  # numpy copies
     self.history_ = out["history"]
     self.best_epoch_ = out["summary"].get("best_val_epoch", cfg.epochs)
     self.n_labeled_ = (len(tr), len(va))
