@@ -98,7 +98,7 @@ def split(name: str, x, y, test_mask, setting: tuple, seed: int):
   return pool, test, y_out
 
 
-def make_method(method: str, name: str, seed: int, epochs: int):
+def make_method(method: str, name: str, seed: int, epochs: int, verbose: int = 0):
   from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
@@ -110,7 +110,7 @@ def make_method(method: str, name: str, seed: int, epochs: int):
   if method.startswith("sgan"):
     cls = SGANRegressor if name in REGRESSION else SGANClassifier
     return cls(random_state=seed, max_epochs=epochs, supervised_only=method != "sgan",
-               **SGAN_PARAMS.get(name, {}))
+               verbose=verbose, **SGAN_PARAMS.get(name, {}))
   if method == "label_spreading":
     return scaled(LabelSpreading(kernel="knn", n_neighbors=7))
   if method == "self_training_logreg":
@@ -123,10 +123,10 @@ def make_method(method: str, name: str, seed: int, epochs: int):
   raise ValueError(method)
 
 
-def one_run(name, x, y, test_mask, setting, seed, method, epochs) -> dict:
+def one_run(name, x, y, test_mask, setting, seed, method, epochs, verbose=0) -> dict:
   pool, test, y_pool = split(name, x, y, test_mask, setting, seed)
   labeled = ~np.isnan(y_pool) if name in REGRESSION else y_pool != -1
-  est = make_method(method, name, seed, epochs)
+  est = make_method(method, name, seed, epochs, verbose)
   fit_x, fit_y = (x[pool][labeled], y_pool[labeled]) if method == "hgb_labeled_only" else (x[pool], y_pool)
   t0 = time.time()
   est.fit(fit_x, fit_y)
@@ -155,6 +155,7 @@ def main(argv=None) -> int:
   p.add_argument("--mnist", default=os.path.join(ROOT, "..", "shared", "datasets", "mnist.npz"))
   p.add_argument("--out", default=os.path.join(ROOT, "results", "sklearn"))
   p.add_argument("--table", action="store_true", help="only write table.md from runs.jsonl")
+  p.add_argument("--verbose", type=int, default=0, help="the SGAN estimators' verbose (2: every epoch)")
   a = p.parse_args(argv)
   os.makedirs(a.out, exist_ok=True)
   rows_path = os.path.join(a.out, "runs.jsonl")
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
         for method in methods:
           if (name, setting, seed, method) in done:
             continue
-          r = one_run(name, x, y, test_mask, setting, seed, method, a.epochs)
+          r = one_run(name, x, y, test_mask, setting, seed, method, a.epochs, a.verbose)
           r["machine"] = machine
           with open(rows_path, "a") as f:
             f.write(json.dumps(r) + "\n")

@@ -165,7 +165,7 @@ class _SGANBase(BaseEstimator):
     # without a validation row, the final model.
     final = {"params": out["state"].d_avg, **out["state"].d_frozen}
     self.config_ = cfg
-    self.params_ = out["selected"] or jax.tree.map(np.array, final)  # numpy copies
+    self.params_ = out["selected"] or jax.device_get(final)
     self.history_ = out["history"]
     self.best_epoch_ = out["summary"].get("best_val_epoch", cfg.epochs)
     self.n_labeled_ = (len(tr), len(va))
@@ -236,7 +236,6 @@ class SGANClassifier(ClassifierMixin, _SGANBase):
   def predict_proba(self, X) -> np.ndarray:
     """``(N, K)`` class probabilities over the K real classes (rows sum to 1), in the
     order of ``classes_``."""
-    check_is_fitted(self, "params_")
     logits = self._outputs(X)[:, :len(self.classes_)]  # "k+1": drop the fake column
     z = logits - logits.max(1, keepdims=True)
     p = np.exp(z.astype(np.float64))
@@ -244,8 +243,8 @@ class SGANClassifier(ClassifierMixin, _SGANBase):
 
   def predict(self, X) -> np.ndarray:
     """``(N,)`` predicted labels (elements of ``classes_``)."""
-    check_is_fitted(self, "params_")
-    return self.classes_[np.argmax(self._outputs(X)[:, :len(self.classes_)], 1)]
+    logits = self._outputs(X)  # first: it raises NotFittedError before fit
+    return self.classes_[np.argmax(logits[:, :len(self.classes_)], 1)]
 
 
 class SGANRegressor(RegressorMixin, _SGANBase):
@@ -278,7 +277,6 @@ class SGANRegressor(RegressorMixin, _SGANBase):
 
   def predict(self, X) -> np.ndarray:
     """``(N,)`` predictions in the target's units."""
-    check_is_fitted(self, "params_")
     return self._outputs(X)[:, 0].astype(np.float64) * self.y_std_ + self.y_mean_
 
 

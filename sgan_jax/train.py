@@ -201,9 +201,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if evaluation.is_better(rec, p.best):
           p.best = {"val_err": val_err, "epoch": p.epoch, "test_err": rec["test_err"]}
-          if keep_selected:  # a copy: the next chunk donates (and reuses) these buffers
-            selected = jax.tree.map(lambda a: np.array(a, copy=True),
-                                    {"params": state.d_avg, **state.d_frozen})
+          if keep_selected:
+            selected = jax.device_get({"params": state.d_avg, **state.d_frozen})
         speed = rundir.speed_text(iters, dt, epochs - p.epoch, compiled)
         log(rundir.epoch_line(rec, epochs, speed, mets, cfg.task))
       stop = preempt.agreed()

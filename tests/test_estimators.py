@@ -63,9 +63,12 @@ def test_the_loop_gets_labeled_unlabeled_and_validation_rows_right(monkeypatch):
   monkeypatch.setattr(train, "train", lambda cfg, s, mode, *a, **k: (
       seen.append((cfg, s, mode)), real(cfg, s, mode, *a, **k))[1])
   x, y, y_true = blobs()
+  SGANClassifier(**estimator_params(standardize=False)).fit(x, y)
   for supervised_only in (False, True):
     clf = SGANClassifier(**estimator_params(supervised_only=supervised_only)).fit(x, y)
-  (cfg, s, mode), (_, _, mode_sup) = seen
+  (_, raw, _), (cfg, s, mode), (_, _, mode_sup) = seen
+  np.testing.assert_array_equal(raw.x_unl, x[np.setdiff1d(np.arange(len(x)), raw.val_idx)]
+                                .astype(np.float32))  # standardize=False: the columns as given
   assert (mode, mode_sup) == ("sgan", "supervised")
   assert cfg.task == "classification" and cfg.seed == cfg.data_seed
   scaled = clf._scaled(x)

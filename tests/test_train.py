@@ -274,9 +274,9 @@ def test_evaluation_reads_the_average_for_validation_and_test():
 
 
 def test_keep_selected_returns_the_selected_epochs_average(monkeypatch):
-  """A copy taken at the selected epoch, unchanged by the epochs after it (whose compiled
-  steps donate and reuse the state's buffers): epoch 1 of a 2-epoch run (both epochs at
-  full learning rate) is what a 1-epoch run ends with."""
+  """A host copy taken at the selected epoch, unchanged by the epochs after it (which
+  donate the state's buffers): epoch 1 of a 2-epoch run (both epochs at full learning
+  rate) is what a 1-epoch run ends with."""
   sp = splits_for(tiny_config())
   rig_val_errors(monkeypatch, [0.1, 0.3])
   two = train.train(tiny_config(epochs=2), sp, "sgan", None, lambda s: None, keep_selected=True)
