@@ -60,7 +60,7 @@ class _SGANBase(BaseEstimator):
                latent_dim: int = _TABULAR.latent_dim, input_noise: float = _TABULAR.input_noise,
                hidden_noise: float = _TABULAR.hidden_noise, learning_rate: float = _TABULAR.lr,
                batch_size: int = _TABULAR.batch_size, max_epochs: int = _TABULAR.epochs,
-               iters_per_epoch: int = _TABULAR.iters_per_epoch,
+               iters_per_epoch: Optional[int] = _TABULAR.iters_per_epoch,
                validation_fraction: float = 0.15, standardize: bool = True,
                supervised_only: bool = False, config_overrides: Optional[dict] = None,
                random_state=None, verbose: int = 0):
@@ -211,7 +211,9 @@ class SGANClassifier(ClassifierMixin, _SGANBase):
   the labeled rows is held out to select the epoch (lowest validation error, ties to the
   earliest); the rest trains. ``supervised_only=True`` trains the same network on the
   labeled rows alone (the baseline). Any other config field goes in
-  ``config_overrides={"field": value}``.
+  ``config_overrides={"field": value}``. ``iters_per_epoch=None``: one pass over the rows
+  per epoch. ``verbose``: 0 silent, 1 a progress bar and a summary line, 2 also a line per
+  epoch.
 
   Attributes: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (DataFrames),
   ``config_``, ``history_`` (evaluation records per epoch), ``best_epoch_``,
