@@ -56,7 +56,14 @@ REGRESSORS = ("sgan", "sgan_supervised_only", "hgb_labeled_only")
 # Run on request (--methods), to measure two defaults: the SGAN on the raw columns
 # (standardize=False), and the SGAN with no validation split (every labeled row trains, the
 # final epoch is kept).
-EXTRA = ("sgan_unstandardized", "sgan_no_validation")
+# "sgan_reference_mlp": MNIST's reference pair through the estimator (Salimans et al.'s
+# 1000-500-250-250-250 discriminator and 500-500 generator, their noise, batch 100, 600
+# iterations an epoch), with the cheaper hash noise and a 1e-3 average (docs/performance.md).
+EXTRA = ("sgan_unstandardized", "sgan_no_validation", "sgan_reference_mlp")
+REFERENCE_MLP = dict(hidden_layer_sizes=(1000, 500, 250, 250, 250), generator_layer_sizes=(500, 500),
+                     latent_dim=100, input_noise=0.3, hidden_noise=0.5, batch_size=100,
+                     iters_per_epoch=600, standardize=False,
+                     config_overrides={"noise_rng": "hash", "init_examples": 500})
 # MNIST's unlabeled set is 60,000 rows: an epoch of 200 iterations (batch 64) and 100 epochs
 # see every row ~21 times; the tables train the defaults (100 epochs x 20 iterations).
 SGAN_PARAMS = {"mnist": dict(iters_per_epoch=200, standardize=False)}
@@ -117,7 +124,8 @@ def make_method(method: str, name: str, seed: int, epochs: int, verbose: int = 0
   if method.startswith("sgan"):
     cls = SGANRegressor if name in REGRESSION else SGANClassifier
     variant = {"sgan_unstandardized": {"standardize": False},
-               "sgan_no_validation": {"validation_fraction": 0.0}}.get(method, {})
+               "sgan_no_validation": {"validation_fraction": 0.0},
+               "sgan_reference_mlp": REFERENCE_MLP}.get(method, {})
     params = {**SGAN_PARAMS.get(name, {}), **variant}
     return cls(random_state=seed, max_epochs=epochs, supervised_only=method == "sgan_supervised_only",
                verbose=verbose, **params)
