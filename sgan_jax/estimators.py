@@ -80,13 +80,6 @@ class _SGANBase(BaseEstimator):
     self.random_state = random_state
     self.verbose = verbose
 
-  # ------------------------------------------------------------------ scikit-learn hooks
-  def __sklearn_tags__(self):
-    tags = super().__sklearn_tags__()
-    tags.input_tags.allow_nan = False
-    tags.non_deterministic = False
-    return tags
-
   # ------------------------------------------------------------------ fitting
   def _config(self, seed: int) -> Config:
     """The run's config: the tabular defaults, this estimator's parameters, then
