@@ -18,7 +18,18 @@ Modules, one per concern:
 * ``tblog``      - TensorBoard scalar event files without TensorFlow
 * ``seeds``      - S replicas trained in one vmapped program
 * ``tabular``    - CSV/npz tables: preprocessing, fit and predict
+* ``estimators`` - ``SGANClassifier`` and ``SGANRegressor`` for scikit-learn (``from sgan_jax import ...``)
 * ``errors``     - ``SganError``, the one error type for bad input
 """
 
 __version__ = "0.1.0"
+
+_ESTIMATORS = ("SGANClassifier", "SGANRegressor")
+
+
+def __getattr__(name: str):
+  # Imported on first use: ``import sgan_jax`` stays free of scikit-learn.
+  if name in _ESTIMATORS:
+    from sgan_jax import estimators
+    return getattr(estimators, name)
+  raise AttributeError(f"module 'sgan_jax' has no attribute {name!r}")

@@ -178,8 +178,10 @@ def epoch_line(rec: dict, epochs: int, speed: str, mets: dict, task: str) -> str
     name, fmt = "rmse", (lambda e: f"{e:.4f}")
   else:
     name, fmt = "err", (lambda e: f"{100 * e:.2f}%")
-  val = rec["val_err"]
+  val, test = rec["val_err"], rec["test_err"]
   val_txt = f" val_{name}={fmt(val)}" if val is not None else ""
+  # Without a test split (the scikit-learn estimators) there is no test error to show.
+  test_txt = (f" test_{name}={fmt(test)} (live weights {fmt(rec['test_err_live'])})"
+              if test is not None else "")
   return (f"[{rec['mode']}] epoch {rec['epoch']}/{epochs} step {rec['step']} | {speed} | "
-          f"{losses_txt} |{val_txt} test_{name}={fmt(rec['test_err'])} "
-          f"(live weights {fmt(rec['test_err_live'])})")
+          f"{losses_txt} |{val_txt}{test_txt}")

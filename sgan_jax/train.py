@@ -88,7 +88,8 @@ class Progress:
 
 
 def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Optional[str] = None,
-          log: Callable[[str], None] = print, fresh: bool = False) -> dict:
+          log: Callable[[str], None] = print, fresh: bool = False, keep_selected: bool = False,
+          progress: Optional[bool] = None) -> dict:
   """Trains one model (``mode`` "sgan" or "supervised"), evaluating every ``eval_every`` epochs.
 
   Evaluation always uses the Polyak-averaged discriminator in deterministic mode.
@@ -100,6 +101,10 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
 
   Returns ``{"summary", "history", "state", "models"}``; the summary has the final model's
   errors and, with a validation split, the test error of the epoch selected on validation.
+  ``keep_selected=True`` adds ``"selected"``: a host copy of the averaged discriminator
+  (``{"params", **frozen collections}``) at the selected epoch among the epochs this call
+  trained (None when none was selected). ``progress``: the epoch progress bar (default:
+  on an interactive terminal).
   """
   check_mode(mode)
   t_start = time.time()
@@ -146,8 +151,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
     return st.replace(key=jax.random.fold_in(st.key, salt))
 
   tb = rundir.tensorboard(workdir, mode, cfg.tensorboard)
-  bar, log = _progress_bar(epochs, p.epoch, mode, log)
-  preempt, d_winning = _PreemptFlag(log), False
+  bar, log = _progress_bar(epochs, p.epoch, mode, log, progress)
+  preempt, d_winning, selected = _PreemptFlag(log), False, None
   try:
     while p.epoch < epochs:
       idx = data_lib.epoch_indices(cfg.seed, p.epoch, len(splits.x_lab), len(splits.x_unl),
@@ -219,6 +224,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
           tb.scalars(rec["step"], {k: v for k, v in rec.items() if k not in ("mode", "step")})
         if evaluation.is_better(rec, p.best):
           p.best = {"val_err": val_err, "epoch": p.epoch, "test_err": rec["test_err"]}
+          if keep_selected:
+            selected = jax.device_get({"params": state.d_avg, **state.d_frozen})
         speed = rundir.speed_text(iters, dt, epochs - p.epoch, compiled)
         log(rundir.epoch_line(rec, epochs, speed, mets, cfg.task))
       stop = preempt.agreed()
@@ -248,13 +255,17 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   summary = {"mode": mode, "epochs": epochs, "steps": int(state.step), "iters_per_epoch": iters,
              **evaluation.summarize(p.history, p.best if len(splits.y_val) else None),
              "wall_s": round(time.time() - t_start, 2), **p.timing()}
-  return {"summary": summary, "history": p.history, "state": state, "models": c.models}
+  out = {"summary": summary, "history": p.history, "state": state, "models": c.models}
+  if keep_selected:
+    out["selected"] = selected
+  return out
 
 
-def _progress_bar(epochs: int, epoch: int, mode: str, log):
-  """A progress bar over epochs on an interactive terminal (log lines print above it)."""
+def _progress_bar(epochs: int, epoch: int, mode: str, log, show: Optional[bool] = None):
+  """A progress bar over epochs (by default on an interactive terminal); log lines print
+  above it."""
   bar = tqdm.tqdm(total=epochs, initial=epoch, desc=mode, unit="epoch", leave=False,
-                  disable=not sys.stderr.isatty())
+                  disable=not (sys.stderr.isatty() if show is None else show))
   return bar, (tqdm.tqdm.write if not bar.disable and log is print else log)
 
 

@@ -72,3 +72,13 @@ def rig_val_errors(monkeypatch, errs):
     return {**rec, "val_err": left.pop(0)} if left else rec
 
   monkeypatch.setattr(evaluation, "evaluate", evaluate)
+
+
+def estimator_params(**kw) -> dict:
+  """SGANClassifier / SGANRegressor parameters for tests: a tiny network that still learns
+  well-separated data in a few epochs (a fast Polyak average), seeded."""
+  base = dict(hidden_layer_sizes=(16,), generator_layer_sizes=(8,), latent_dim=4, batch_size=16,
+              max_epochs=3, iters_per_epoch=10, random_state=0,
+              config_overrides={"init_examples": 32, "avg_rate": 0.3})
+  base.update(kw)
+  return base

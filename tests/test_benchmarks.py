@@ -204,3 +204,28 @@ def test_seed_and_accuracy_benchmarks_refuse_bad_arguments(tmp_path, capsys):
     assert e.value.code == 2 and match in capsys.readouterr().err
   assert time_to_accuracy.main([str(tmp_path / "missing.jsonl")]) == 2
   assert "pass metrics_<mode>.jsonl files" in capsys.readouterr().err
+
+
+def test_bench_sklearn_protocol_keeps_test_labels_out_and_writes_its_table(tmp_path):
+  import numpy as np
+  import bench_sklearn
+  x, y, mask = bench_sklearn.load("wine", "")
+  pool, test, y_pool = bench_sklearn.split("wine", x, y, mask, ("fraction", 0.2), seed=1)
+  assert len(np.intersect1d(pool, test)) == 0 and len(pool) + len(test) == len(y)
+  labeled = y_pool != -1
+  np.testing.assert_array_equal(y_pool[labeled], y[pool][labeled])  # the pool's own labels
+  counts = np.bincount(y[pool], minlength=3)
+  np.testing.assert_array_equal(np.bincount(y_pool[labeled], minlength=3),
+                                np.maximum(1, np.round(0.2 * counts)))  # stratified
+  fixed = np.arange(len(y)) >= 150  # a given test split (MNIST's): exactly those rows
+  pool, test, _ = bench_sklearn.split("wine", x, y, fixed, ("labels", 6), seed=0)
+  np.testing.assert_array_equal(test, np.flatnonzero(fixed))
+  np.testing.assert_array_equal(pool, np.flatnonzero(~fixed))
+  _, _, y_reg = bench_sklearn.split("friedman1", x, x[:, 0], None, ("labels", 10), seed=0)
+  assert np.sum(~np.isnan(y_reg)) == 10
+  out = tmp_path / "r"
+  assert bench_sklearn.main(["--datasets", "wine", "--fractions", "0.2", "--seeds", "0",
+                             "--methods", "label_spreading", "--out", str(out)]) == 0
+  row = json.loads((out / "runs.jsonl").read_text())
+  assert row["method"] == "label_spreading" and row["num_test"] == 54 and 0 <= row["test_error"] < 0.5
+  assert "| wine | 25 (0.2 of pool) | – | – | " in (out / "table.md").read_text()

@@ -18,8 +18,8 @@ from sgan_jax import data
 from sgan_jax import sharding
 from sgan_jax import experiment, train
 from sgan_jax.errors import SganError
-from tests.helpers import (ADAM_LINEAR, assert_devices_agree, blobs, splits_for, tiny_config,
-                           tiny_conv_config)
+from tests.helpers import (ADAM_LINEAR, assert_devices_agree, blobs, rig_val_errors, splits_for,
+                           tiny_config, tiny_conv_config)
 
 
 def _np(x):
@@ -271,3 +271,20 @@ def test_evaluation_reads_the_average_for_validation_and_test():
   assert rec == {"val_err": 0.0, "test_err": 0.0, "test_err_live": 1.0}
   no_val = types.SimpleNamespace(**{**vars(sp), "x_val": zeros[:0], "y_val": np.zeros(0, int)})
   assert evaluation.evaluate(predict, st, no_val, tiny_config())["val_err"] is None
+
+
+def test_keep_selected_returns_the_selected_epochs_average(monkeypatch):
+  """A host copy taken at the selected epoch, unchanged by the epochs after it (which
+  donate the state's buffers): epoch 1 of a 2-epoch run (both epochs at full learning
+  rate) is what a 1-epoch run ends with."""
+  sp = splits_for(tiny_config())
+  rig_val_errors(monkeypatch, [0.1, 0.3])
+  two = train.train(tiny_config(epochs=2), sp, "sgan", None, lambda s: None, keep_selected=True)
+  monkeypatch.undo()
+  one = train.train(tiny_config(epochs=1), sp, "sgan", None, lambda s: None)
+  assert two["summary"]["best_val_epoch"] == 1
+  want = jax.device_get({"params": one["state"].d_avg, **one["state"].d_frozen})
+  assert jax.tree.structure(two["selected"]) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(two["selected"]), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  assert "selected" not in one
