@@ -253,8 +253,7 @@ class Checkpointer:
     val_err = float(val_err) if val_err is not None else None
     meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY,
             "val_err": val_err}
-    self.wait()  # seals the previous step before orbax starts this one
-    self._unsealed.append(epoch)
+    self._unsealed.append(epoch)  # sealed by wait(), once orbax has finalised it
     self._val_errs[epoch] = val_err
     try:
       self._mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(pack(host)),
@@ -462,7 +461,7 @@ class Checkpointer:
   def close(self) -> None:
     """Finishes and seals the pending save, then releases orbax's threads. After a failed
     write (already reported) only releases them."""
-    if not self._failed:
+    if self._unsealed and not self._failed:
       self.wait()
     try:
       self._mgr.close()
@@ -525,10 +524,11 @@ def checkpoint_dir(workdir: str, mode: str) -> str:
 def resume_point(cdir: str, mode: str, cfg: Config, fingerprint: Callable[[], str]
                  ) -> tuple[Optional[int], Optional[dict], dict[int, str]]:
   """Where a run of ``cfg`` resumes in checkpoint folder ``cdir``: the newest checkpoint
-  that verifies (epoch and meta; None, None: from scratch) and the newer ones that do not.
+  that verifies (epoch and meta; None, None: from the beginning, as when every step was
+  cut off or damaged) and the newer ones that do not.
 
   Reads only. Refuses a folder holding another run's checkpoints (another config, mode or
-  data: ``fingerprint()``) or only corrupt ones.
+  data: ``fingerprint()``).
   """
   if not os.path.isdir(cdir) or not os.listdir(cdir):
     return None, None, {}
@@ -538,11 +538,6 @@ def resume_point(cdir: str, mode: str, cfg: Config, fingerprint: Callable[[], st
     meta = ckpt.read_meta(epoch) if epoch is not None else None
   finally:
     ckpt.close()
-  if epoch is None and bad:
-    why = "; ".join(f"{e}: {p}" for e, p in bad.items())
-    raise SganError(f"Every checkpoint in {cdir} fails verification ({why}). Nothing was "
-                    "changed. Pass --fresh to move the run aside (kept, renamed to .old-N) "
-                    "and start over, or use another output folder (--workdir / --out).")
   if meta is not None:
     check_same_run(cdir, mode, meta, cfg, fingerprint)
   return epoch, meta, bad

@@ -49,8 +49,8 @@ def modes_of(cfg: Config, modes: Optional[Sequence[str]] = None) -> list[str]:
 def check_run_folder(cfg: Config, splits: data_lib.Splits, workdir: str,
                      modes: Sequence[str], flag: str = "--workdir") -> None:
   """Refuses, reading only, a run folder this run must not write: unwritable, or holding
-  another run (its ``config.json``; checkpoints of another config or data, or only corrupt
-  ones). Every refusal comes before anything is written."""
+  another run (its ``config.json``; checkpoints of another config or data). Every refusal
+  comes before anything is written."""
   rundir.check_writable(workdir, flag)
   ckpt_lib.check_run_config(workdir, cfg)
   for mode in modes:

@@ -51,7 +51,7 @@ def splits_fingerprint(splits: data_lib.Splits) -> str:
 def resume_epoch(cfg: Config, splits: data_lib.Splits, mode: str, workdir: str) -> Optional[int]:
   """The epoch :func:`train` would resume from in ``workdir`` (None: from scratch). Reads
   only; refuses (:class:`SganError`) what :func:`train` would refuse: another run's
-  checkpoints, only corrupt ones."""
+  checkpoints."""
   epoch, _, _ = ckpt_lib.resume_point(ckpt_lib.checkpoint_dir(workdir, mode), mode, cfg,
                                       lambda: splits_fingerprint(splits))
   return epoch

@@ -196,15 +196,21 @@ def test_other_data_is_refused(tmp_path):
     train.train(tiny_config(epochs=1), sp, "sgan", str(tmp_path), lambda s: None)
 
 
-def test_corrupt_checkpoint_names_the_folder(tmp_path):
-  run(tiny_config(epochs=1), str(tmp_path))
-  cdir = tmp_path / "checkpoints_sgan" / "1"
-  for root, _, files in os.walk(cdir):
+def test_with_every_checkpoint_damaged_the_run_starts_over_keeping_them_aside(tmp_path):
+  # As after a kill during the first save: nothing to resume from, so the run starts from
+  # the beginning, naming each skipped step (kept in .corrupt).
+  first = run(tiny_config(epochs=1), str(tmp_path))
+  cdir = tmp_path / "checkpoints_sgan"
+  for root, _, files in os.walk(cdir / "1"):
     for f in files:
       with open(os.path.join(root, f), "wb") as fh:
         fh.write(b"\x00garbage")
-  with pytest.raises(SganError, match=str(tmp_path / "checkpoints_sgan")):
-    run(tiny_config(epochs=1), str(tmp_path))
+  lines = []
+  again = run(tiny_config(epochs=1), str(tmp_path), lines.append)
+  assert any(f"checkpoint {cdir}/1 is corrupt" in ln and f"moved to {cdir}.corrupt/1.1" in ln
+             for ln in lines), lines
+  assert not any("resumed from" in ln for ln in lines) and any("epoch 1/1" in ln for ln in lines)
+  assert_same_state(again["state"], first["state"])
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):
