@@ -28,6 +28,7 @@ def run_script(args, **kw):
                         cwd=ROOT, **kw)
 
 
+@pytest.mark.slow  # ~60 s on 2 cores: kept out of the default suite's 7 minutes
 def test_tiny_run_writes_rows_for_each_part_and_the_summary(tmp_path):
   out = run_script([os.path.join(BENCH, "gpu_suite.py"), "--tiny", "--out", str(tmp_path)],
                    timeout=600)
