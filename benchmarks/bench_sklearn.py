@@ -215,7 +215,7 @@ def main(argv=None) -> int:
 
 
 def write_table(rows_path: str, out_path: str) -> None:
-  """Mean ± std over seeds of each method's test error (%) or RMSE, and its mean fit time."""
+  """Mean ± std over seeds of each method's test error (%) or RMSE, and its median fit time."""
   with open(rows_path) as f:
     rows = [json.loads(line) for line in f]
   cells = {}
@@ -243,14 +243,14 @@ def write_table(rows_path: str, out_path: str) -> None:
           continue
         labeled = rs[0]["num_labeled"]
         v = np.array([r["test_rmse"] if task == "regression" else 100 * r["test_error"] for r in rs])
-        secs = np.mean([r["fit_s"] for r in rs])
+        secs = np.median([r["fit_s"] for r in rs])  # a first fit's compilation skews the mean
         texts.append(f"{v.mean():.2f} ± {v.std():.2f} ({secs:.0f} s, {len(rs)} seeds)")
       kind, amount = key[1]
       label_txt = f"{labeled} ({amount:g} of pool)" if kind == "fraction" else f"{labeled}"
       lines.append(f"| {key[0]} | {label_txt} | " + " | ".join(texts) + " |")
     lines.append("")
-    lines.append(f"({metric}: mean ± std over seeds, lower is better; in brackets the mean fit "
-                 "wall time and the number of seeds)")
+    lines.append(f"({metric}: mean ± std over seeds, lower is better; in brackets the median "
+                 "fit wall time and the number of seeds)")
     lines.append("")
   with open(out_path, "w") as f:
     f.write("\n".join(lines))
