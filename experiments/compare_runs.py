@@ -1,4 +1,5 @@
-"""Compare training objectives at one epoch budget: validation-selected test error per seed.
+"""Compare groups of runs (objectives, subsets) at one epoch budget: validation-selected
+test error per seed.
 
   python experiments/compare_runs.py --budget 10 --out results/toolbox/mnist100_10ep.md \\
       "FM (reference)=runs/tables/mnist_fm/labels_100" \\
@@ -8,7 +9,14 @@
 Each NAME=DIR holds seed_<s>/ run folders. A run longer than the budget counts as the
 run it would have been with that budget (its first ``budget`` epochs, selection on
 validation within them): exact here because these configs use a constant learning rate;
-runs with a decaying schedule are refused.
+runs with a decaying schedule are refused. Beside it: the test error at the budget's last
+epoch and its mean over the budget's last ``--window`` epochs (less noisy than one epoch),
+each mean ± std over seeds, e.g. one labeled subset for every seed against each seed its
+own (``sgan-jax table ... --data_seed``):
+
+  python experiments/compare_runs.py --budget 300 --window 100 \\
+      "own subsets=results/tables/mnist_fm_200labels_300ep/labels_200" \\
+      "one subset=results/tables/mnist_fm_200_onesubset/labels_200"
 """
 
 import argparse
@@ -28,12 +36,21 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("groups", nargs="+", metavar="NAME=DIR")
   p.add_argument("--budget", type=int, required=True, help="epochs")
+  p.add_argument("--window", type=int, default=None,
+                 help="epochs at the budget's end whose test errors are averaged "
+                      "(default: 10, or the budget if shorter)")
   p.add_argument("--out", default=None, help="also write the markdown (and a .json beside it)")
   a = p.parse_args(argv)
+  a.window = min(10, a.budget) if a.window is None else a.window
+  if not 1 <= a.window <= a.budget:
+    print(f"error: --window must be in [1, --budget]; got {a.window}", file=sys.stderr)
+    return 2
   lines = [f"Test error % at a {a.budget}-epoch budget (model selected on the validation split "
-           "within those epochs, reported on test), mean ± std over seeds.", "",
-           "| objective | test error % | seeds | per seed (selected epoch) | train min per run |",
-           "|---|---|---|---|---|"]
+           "within those epochs, reported on test), mean ± std over seeds; beside it the "
+           f"last epoch's and the mean over epochs {a.budget - a.window + 1}-{a.budget}.", "",
+           "| group | test error %, selected | seeds | per seed (selected epoch) | "
+           f"at epoch {a.budget} | per seed | mean of the last {a.window} epochs | per seed | "
+           "train min per run |", "|---|---|---|---|---|---|---|---|---|"]
   out = {}
   for g in a.groups:
     name, d = g.split("=", 1)
@@ -64,16 +81,28 @@ def main(argv=None) -> int:
               "skips it)", file=sys.stderr)
         continue
       wall = train_seconds_to(recs, a.budget)
+      tail = [r["test_err"] for r in recs if a.budget - a.window < r["epoch"] <= a.budget]
       rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],
-                   "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall})
+                   "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall,
+                   "last_test_err": next(r["test_err"] for r in recs if r["epoch"] == a.budget),
+                   "window_test_err": float(np.mean(tail)), "window_epochs": len(tail)})
     if not rows:
       continue
-    e = np.array([r["test_err"] for r in rows]) * 100
+    e, last, win = (np.array([r[k] for r in rows]) * 100
+                    for k in ("test_err", "last_test_err", "window_test_err"))
     per = ", ".join(f"s{r['seed']}: {100 * r['test_err']:.2f} ({r['epoch']})" for r in rows)
+    per_last = ", ".join(f"s{r['seed']}: {100 * r['last_test_err']:.2f}" for r in rows)
+    per_win = ", ".join(f"s{r['seed']}: {100 * r['window_test_err']:.2f}" for r in rows)
     walls = "/".join(f"{r['wall_s'] / 60:.0f}" for r in rows)
-    lines.append(f"| {name} | {e.mean():.2f} ± {e.std():.2f} | {len(rows)} | {per} | {walls} |")
-    out[name] = {"dir": d, "budget": a.budget, "runs": rows,
-                 "test_err_mean": float(e.mean() / 100), "test_err_std": float(e.std() / 100)}
+    lines.append(f"| {name} | {e.mean():.2f} ± {e.std():.2f} | {len(rows)} | {per} | "
+                 f"{last.mean():.2f} ± {last.std():.2f} | {per_last} | "
+                 f"{win.mean():.2f} ± {win.std():.2f} | {per_win} | {walls} |")
+    out[name] = {"dir": d, "budget": a.budget, "window": a.window, "runs": rows,
+                 "test_err_mean": float(e.mean() / 100), "test_err_std": float(e.std() / 100),
+                 "last_test_err_mean": float(last.mean() / 100),
+                 "last_test_err_std": float(last.std() / 100),
+                 "window_test_err_mean": float(win.mean() / 100),
+                 "window_test_err_std": float(win.std() / 100)}
   text = "\n".join(lines) + "\n"
   print(text)
   if a.out:

@@ -14,6 +14,7 @@ REQUIRED = ("model", "label_rate", "global_batch", "devices", "platform", "dtype
             "steps_per_sec", "examples_per_sec", "compile_s", "flops_per_step", "peak_flops")
 
 
+@pytest.mark.slow  # ~30 s; the summaries from known timings (below) stay in the default set
 def test_bench_steps_writes_every_required_field(tmp_path, monkeypatch):
   # The real script on a small MLP (the benchmark's own sizes take minutes to compile here).
   monkeypatch.setattr(bench_steps, "Config", lambda **kw: Config(

@@ -89,6 +89,7 @@ def _run_two_processes(script, workdir, timeout: float = 300):
   return procs, logs
 
 
+@pytest.mark.slow  # ~55 s of four processes; the setup's refusals stay in the default set
 def test_two_processes_match_one_and_one_resumes_their_checkpoints(tmp_path):
   script = tmp_path / "driver.py"
   script.write_text(DRIVER.format(root=ROOT))

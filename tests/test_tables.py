@@ -359,3 +359,39 @@ def test_result_scripts_refuse_bad_arguments_without_a_traceback(tmp_path, capsy
       tabular_benchmark.main([*args, "--out", str(tmp_path / "tab")])
     assert e.value.code == 2 and match in capsys.readouterr().err, args
   assert not (tmp_path / "tab").exists()  # refused before writing anything
+
+
+def _fake_run(folder, test_errs, val_errs, cfg):
+  os.makedirs(folder)
+  with open(os.path.join(folder, "config.json"), "w") as f:
+    json.dump(cfg.to_dict(), f)
+  with open(os.path.join(folder, "metrics_sgan.jsonl"), "w") as f:
+    for e, (t, v) in enumerate(zip(test_errs, val_errs), 1):
+      f.write(json.dumps({"mode": "sgan", "epoch": e, "step": 10 * e, "wall_s": 1.0 * e,
+                          "it_per_s": 10.0, "test_err": t, "val_err": v}) + "\n")
+
+
+def test_compare_runs_gives_selected_last_epoch_and_window_mean_per_group(tmp_path, capsys):
+  import compare_runs
+  cfg = tiny_config(val_size=16, lr_decay_epochs=0)  # a shorter budget is a prefix of the run
+  # Group A: seed 1 selects epoch 2 (lowest validation, first of the ties); epochs past the
+  # budget are ignored. Group B: one seed.
+  _fake_run(tmp_path / "a" / "seed_1", [.5, .4, .3, .2, .0], [.5, .1, .1, .2, .0], cfg)
+  _fake_run(tmp_path / "a" / "seed_2", [.6, .5, .1, .3, .0], [.6, .5, .4, .3, .0], cfg)
+  _fake_run(tmp_path / "b" / "seed_7", [.9, .8, .7, .6, .5], [.9, .8, .7, .6, .5], cfg)
+  out = tmp_path / "cmp.md"
+  assert compare_runs.main(["--budget", "4", "--window", "2", "--out", str(out),
+                            f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}"]) == 0
+  res = json.loads((tmp_path / "cmp.json").read_text())
+  a, b = res["A"], res["B"]
+  assert [(r["seed"], r["epoch"], r["test_err"]) for r in a["runs"]] == [(1, 2, .4), (2, 4, .3)]
+  assert [r["last_test_err"] for r in a["runs"]] == [.2, .3]
+  assert [r["window_test_err"] for r in a["runs"]] == pytest.approx([.25, .2])
+  assert a["test_err_mean"] == pytest.approx(.35) and a["test_err_std"] == pytest.approx(.05)
+  assert a["last_test_err_mean"] == pytest.approx(.25)
+  assert a["window_test_err_mean"] == pytest.approx(.225)
+  assert b["runs"][0]["seed"] == 7 and b["window_test_err_mean"] == pytest.approx(.65)
+  assert "mean of the last 2 epochs" in out.read_text()
+  # A window longer than the budget is refused with its reason.
+  assert compare_runs.main(["--budget", "4", "--window", "5", f"A={tmp_path / 'a'}"]) == 2
+  assert "--window must be in [1, --budget]" in capsys.readouterr().err

@@ -199,8 +199,9 @@ def test_dcgan_pair_shapes():
                  marks=pytest.mark.slow),
     (dict(balance_weight=1.0, parameterization="k+1"), {"loss_bal"}),
     (dict(conditional=True), {"loss_cond"}),
-    (dict(model="dcgan", d_width=4, g_width=4, parameterization="k+1", conditional=True,
-          g_loss="non_saturating"), {"loss_cond"}),
+    pytest.param(dict(model="dcgan", d_width=4, g_width=4, parameterization="k+1",
+                      conditional=True, g_loss="non_saturating"), {"loss_cond"},
+                 marks=pytest.mark.slow),  # ~25 s of conv compiles
 ])
 def test_objectives_train_end_to_end(kw, extra_metrics):
   cfg = tiny_config(**kw)
@@ -237,6 +238,7 @@ def test_new_config_values_are_checked():
     Config(conditional=True, task="regression", pixel_range="none")
 
 
+@pytest.mark.slow  # ~35 s: a conditional run, then a reference classifier fitted to judge it
 def test_conditional_run_exports_labeled_npz_that_loads(tmp_path, monkeypatch):
   from sgan_jax import evaluator, experiment, generate
   cfg = tiny_config(conditional=True, epochs=3, val_size=16)

@@ -46,6 +46,7 @@ def _fresh(cfg, ds):
   return sp, m, st
 
 
+@pytest.mark.slow  # ~30 s: op-by-op dispatch compiles every op of the step on its own
 def test_train_iteration_jit_matches_eager():
   cfg = tiny_config()
   sp, m, st = _fresh(cfg, blobs())
@@ -104,7 +105,9 @@ def test_labels_of_unlabeled_examples_cannot_influence_training(tmp_path):
                                                                  marks=pytest.mark.slow),
                                                     # a batch statistic: global-batch mean
                                                     (tiny_config, 8, 1, {"balance_weight": 1.0}),
-                                                    (tiny_conv_config, 16, 3, {})])
+                                                    # ~35 s: the MLP cases above keep sharding in the default set
+                                                    pytest.param(tiny_conv_config, 16, 3, {},
+                                                                 marks=pytest.mark.slow)])
 def test_eight_devices_match_one_device(make_cfg, side, ch, extra):
   assert len(jax.devices()) == 8, "conftest fakes 8 CPU devices"
   ds = blobs(side=side, channels=ch)
