@@ -36,6 +36,18 @@ def test_select_labeled_matches_reference_rule():
   np.testing.assert_array_equal(data.select_labeled(y, 4, per_class=3, seed=9), want)
 
 
+def test_no_validation_split_gives_the_reference_splits_index_for_index():
+  # val_size=0 with data_seed=s: the reference script's run with seed_data=s -- its labeled
+  # subset drawn from the whole training split, and every training example unlabeled.
+  x, y = synthetic()
+  ds = data.Dataset(x, y, x[:8], y[:8], num_classes=4)
+  sp = data.make_splits(ds, labels_per_class=3, label_rate=None, val_size=0, data_seed=9)
+  perm = np.random.RandomState(9).permutation(len(y))
+  want = np.sort(np.concatenate([perm[y[perm] == k][:3] for k in range(4)]))
+  np.testing.assert_array_equal(sp.lab_idx, want)
+  assert len(sp.x_unl) == len(y) and len(sp.val_idx) == 0
+
+
 def test_select_labeled_rate_is_stratified_and_full_rate_takes_all():
   _, y = synthetic()
   idx = data.select_labeled(y, 4, rate=0.1, seed=0)
