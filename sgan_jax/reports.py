@@ -393,7 +393,8 @@ def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], s
     ax.set_title(f"{n} labels", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-  fig.suptitle(textwrap.fill(result["title"], 110), fontsize=9)
+  # ~55 characters fit above one 4.2-inch panel at this size.
+  fig.suptitle(textwrap.fill(result["title"], min(110, 55 * len(cells))), fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
