@@ -15,7 +15,7 @@ each mean ± std over seeds, e.g. one labeled subset for every seed against each
 own (``sgan-jax table ... --data_seed``):
 
   python experiments/compare_runs.py --budget 300 --window 100 \\
-      "own subsets=results/tables/mnist_fm_200labels_300ep/labels_200" \\
+      "each seed its own subset=results/tables/mnist_fm_200labels_300ep/labels_200" \\
       "one subset=results/tables/mnist_fm_200_onesubset/labels_200"
 """
 
