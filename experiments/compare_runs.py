@@ -81,18 +81,19 @@ def main(argv=None) -> int:
               "skips it)", file=sys.stderr)
         continue
       wall = train_seconds_to(recs, a.budget)
-      tail = [r["test_err"] for r in recs if a.budget - a.window < r["epoch"] <= a.budget]
+      by_epoch = {r["epoch"]: r["test_err"] for r in recs}
+      tail = [t for e, t in by_epoch.items() if a.budget - a.window < e <= a.budget]
       rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],
                    "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall,
-                   "last_test_err": next(r["test_err"] for r in recs if r["epoch"] == a.budget),
+                   "last_test_err": by_epoch[a.budget],
                    "window_test_err": float(np.mean(tail)), "window_epochs": len(tail)})
     if not rows:
       continue
     e, last, win = (np.array([r[k] for r in rows]) * 100
                     for k in ("test_err", "last_test_err", "window_test_err"))
     per = ", ".join(f"s{r['seed']}: {100 * r['test_err']:.2f} ({r['epoch']})" for r in rows)
-    per_last = ", ".join(f"s{r['seed']}: {100 * r['last_test_err']:.2f}" for r in rows)
-    per_win = ", ".join(f"s{r['seed']}: {100 * r['window_test_err']:.2f}" for r in rows)
+    per_last, per_win = (", ".join(f"s{r['seed']}: {100 * r[k]:.2f}" for r in rows)
+                         for k in ("last_test_err", "window_test_err"))
     walls = "/".join(f"{r['wall_s'] / 60:.0f}" for r in rows)
     lines.append(f"| {name} | {e.mean():.2f} ± {e.std():.2f} | {len(rows)} | {per} | "
                  f"{last.mean():.2f} ± {last.std():.2f} | {per_last} | "
