@@ -294,9 +294,8 @@ def corruption_trials(m: int, root: str, rng: random.Random, log: Callable[[str]
                       epochs: int = 4) -> dict:
   """``m`` damaged newest checkpoints: each detected, moved aside and resumed past, in this
   process, against an uninterrupted run that kept every checkpoint."""
-  from sgan_jax import checkpoint as ckpt_lib
   from sgan_jax import data as data_lib
-  from sgan_jax import train
+  from sgan_jax import resume, train
   cfg = small_config(epochs=epochs, keep_checkpoints=epochs)
   splits = data_lib.splits_for(data_lib.load("digits"), cfg)
   template = os.path.join(root, "template")
@@ -306,7 +305,7 @@ def corruption_trials(m: int, root: str, rng: random.Random, log: Callable[[str]
   for t in range(m):
     wd = os.path.join(root, f"trial{t}")
     shutil.copytree(template, wd)
-    cdir = ckpt_lib.checkpoint_dir(wd, "sgan")
+    cdir = resume.checkpoint_dir(wd, "sgan")
     newest = rng.randint(2, epochs)  # the run stopped after this epoch ...
     for e in range(newest + 1, epochs + 1):
       shutil.rmtree(os.path.join(cdir, str(e)))
@@ -344,8 +343,8 @@ def _enospc_check(wd: str, err: str, cfg, splits, ref_leaves, fail_epoch: int) -
   """After a save that failed at ``fail_epoch``: the message, the previous checkpoint, and a
   resume that must end where the uninterrupted run ends."""
   from sgan_jax import checkpoint as ckpt_lib
-  from sgan_jax import train
-  c = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(wd, "sgan"), read_only=True)
+  from sgan_jax import resume, train
+  c = ckpt_lib.Checkpointer(resume.checkpoint_dir(wd, "sgan"), read_only=True)
   prev, _ = c.newest_intact(below=fail_epoch)
   c.close()
   out = train.train(cfg, splits, "sgan", wd, lambda line: None)

@@ -6,7 +6,7 @@ A checkpoint (one per saved epoch, in ``<workdir>/checkpoints_<mode>/<epoch>/``)
   optimiser states, the Polyak average, weight-norm scales, batch-norm statistics,
   step counter and PRNG key), plus the labeled and validation indices, packed into one
   flat array per dtype (``{"float32": (n,), "int32": (m,), ...}``; see
-  :func:`pack`);
+  :mod:`sgan_jax.packing`);
 * ``meta`` (JSON): format tag, mode, epoch (= the data-iterator position: batch order is a
   pure function of ``(seed, epoch)``), the config, a fingerprint of the data, the
   metrics history and the best-on-validation record.
@@ -16,99 +16,34 @@ the state is copied to host memory first, so training can donate its device buff
 right away. Orbax writes into a temporary folder and renames it when complete, so a
 process killed mid-save leaves the previous checkpoints intact and usable.
 
-Integrity: orbax (0.12) checks no data bytes (zarr v3 shards carry a CRC of their index
-only, and these checkpoints are zarr v2), so once a step is finalised a manifest with the
-size and SHA-256 of each of its files is written into it, atomically (:func:`seal`). A
-step verifies when every file matches; its meta says a manifest belongs to it, so a step
-whose manifest was never written (a kill between orbax's rename and the manifest) does not
-verify either. Steps that fail are moved to ``<dir>.corrupt/`` and never restored.
+Integrity: once orbax has finalised a step, a checksum manifest is written into it
+(:mod:`sgan_jax.integrity`). A step verifies when every file matches; its meta says a
+manifest belongs to it, so a step whose manifest was never written (a kill between orbax's
+rename and the manifest) does not verify either. Steps that fail are moved to
+``<dir>.corrupt/`` and never restored. Whether a folder's checkpoints belong to a run, and
+where it resumes: :mod:`sgan_jax.resume`.
 """
 
 from __future__ import annotations
 
 import collections
 import errno
-import hashlib
-import json
 import logging
 import os
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from sgan_jax import guards, rundir
-from sgan_jax.config import FIELDS, RESUME, RETIRED, Config, fields_with
+from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.evaluation import selection_key
+from sgan_jax.integrity import INTEGRITY, manifest_problem, seal
+from sgan_jax.packing import layout, pack, packed_shapes, to_host, unpack
 
 FORMAT = "sgan_jax/1"
-# The per-step manifest: JSON {"format", "files": {relative path: [bytes, sha256 hex]}},
-# then a line "sha256:<hex of the JSON>".
-MANIFEST = "sgan_manifest.json"
-INTEGRITY = "sha256-manifest/1"  # meta["integrity"]: this step's manifest must exist
-# Fields that may differ between a run and the checkpoint it resumes from (retired ones
-# changed evaluation only).
-RESUMABLE_DIFFERENCES = frozenset(fields_with(RESUME)) | frozenset(RETIRED)
-
-
-def data_fingerprint(*arrays: np.ndarray) -> str:
-  """A short hash of the arrays that define a run's data (shapes, dtypes and bytes)."""
-  h = hashlib.sha256()
-  for a in arrays:
-    a = np.ascontiguousarray(a)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(a.tobytes())
-  return h.hexdigest()[:16]
-
-
-def _to_host(state) -> Any:
-  """Device -> host copy; PRNG keys become their raw uint32 data."""
-  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
-
-
-# Why pack: tensorstore's Python binding leaks a few hundred bytes per ``Spec.to_json()``
-# call and orbax's OCDBT path makes one per saved array, so saving ~90 small leaves every
-# epoch grew the resident memory by ~140 KB per checkpoint (measured: 85 MB over a 1-hour
-# soak). One array per dtype (and no OCDBT, see Checkpointer) avoids it and saves faster.
-def pack(tree) -> dict[str, np.ndarray]:
-  """Concatenates a pytree's leaves (host arrays) into one flat array per dtype."""
-  groups: dict[str, list] = {}
-  for leaf in jax.tree.leaves(tree):
-    a = np.asarray(leaf)
-    groups.setdefault(a.dtype.name, []).append(a.ravel())
-  return {k: np.concatenate(v) for k, v in groups.items()}
-
-
-def packed_shapes(template) -> dict[str, jax.ShapeDtypeStruct]:
-  """Shapes :func:`pack` produces for a pytree like ``template``."""
-  sizes: dict[str, tuple] = {}
-  for leaf in jax.tree.leaves(template):
-    a = np.asarray(leaf)
-    n, _ = sizes.get(a.dtype.name, (0, a.dtype))
-    sizes[a.dtype.name] = (n + a.size, a.dtype)
-  return {k: jax.ShapeDtypeStruct((n,), dt) for k, (n, dt) in sizes.items()}
-
-
-def layout(tree) -> list:
-  """``[[path, dtype, shape], ...]`` for every leaf: what a packed checkpoint holds."""
-  return [[jax.tree_util.keystr(path), np.asarray(leaf).dtype.name, list(np.shape(leaf))]
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)]
-
-
-def unpack(packed: dict, template):
-  """Inverse of :func:`pack`: splits the flat arrays back into ``template``'s structure."""
-  offsets = {k: 0 for k in packed}
-  leaves, treedef = jax.tree.flatten(template)
-  out = []
-  for leaf in leaves:
-    a = np.asarray(leaf)
-    k, o = a.dtype.name, offsets[a.dtype.name]
-    out.append(np.asarray(packed[k][o:o + a.size]).reshape(a.shape))
-    offsets[k] = o + a.size
-  return jax.tree.unflatten(treedef, out)
 
 
 class _OrbaxLogFilter(logging.Filter):
@@ -146,65 +81,6 @@ def retention(cfg: Config) -> int:
   return guards.D_WINS_ROLLBACK_EPOCHS + 1 if cfg.on_d_wins == "rollback" else 1
 
 
-def _sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def step_files(step_dir: str) -> dict[str, list]:
-  """``{relative path: [bytes, sha256]}`` of every file of a step but the manifest."""
-  out = {}
-  for root, _, files in os.walk(step_dir):
-    for f in files:
-      path = os.path.join(root, f)
-      rel = os.path.relpath(path, step_dir)
-      if not rel.startswith(MANIFEST):  # the manifest and its temporary file
-        out[rel] = [os.path.getsize(path), _sha256(path)]
-  return dict(sorted(out.items()))
-
-
-def seal(step_dir: str) -> None:
-  """Writes a finalised step's manifest: a temporary file, flushed to disk, renamed."""
-  files = step_files(step_dir)  # before the temporary file exists
-  body = json.dumps({"format": INTEGRITY, "files": files}, indent=0).encode()
-  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-  with open(tmp, "wb") as f:
-    # The manifest's own checksum last: any changed byte of it is caught as well (a
-    # whitespace change would otherwise still parse to the same manifest).
-    f.write(body + b"\nsha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, os.path.join(step_dir, MANIFEST))
-  fd = os.open(step_dir, os.O_RDONLY)
-  try:  # the rename itself reaches the disk
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
-def manifest_problem(step_dir: str) -> Optional[str]:
-  """Why a sealed step's files do not match its manifest (None: they all match).
-  Raises FileNotFoundError when the step has no manifest."""
-  with open(os.path.join(step_dir, MANIFEST), "rb") as f:
-    raw = f.read()
-  body, _, digest = raw.rstrip(b"\n").rpartition(b"\nsha256:")
-  if hashlib.sha256(body).hexdigest().encode() != digest:
-    return f"{MANIFEST} does not match its own checksum"
-  try:
-    files = json.loads(body)["files"]
-  except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-    return f"{MANIFEST} is unreadable"
-  for rel, (size, digest) in files.items():
-    path = os.path.join(step_dir, rel)
-    if not os.path.isfile(path):
-      return f"{rel} is missing"
-    if os.path.getsize(path) != size:
-      return f"{rel} has {os.path.getsize(path)} bytes where {size} were written"
-    if _sha256(path) != digest:
-      return f"{rel} does not match its SHA-256 checksum"
-  return None
-
-
 def write_failure(e: BaseException, logged: str = "") -> str:
   """Why a write failed, in words: tensorstore reports a full disk or a refused write as
   a ValueError whose text ends with the OS error, which a long path can push past any
@@ -229,7 +105,7 @@ class Checkpointer:
     self._failed = False  # a write failed: close() must not report it a second time
     # Plain zarr arrays, not OCDBT: with a handful of packed arrays per save it is faster,
     # and orbax's OCDBT path resolves a tensorstore spec per array per save, which leaks
-    # (measured: ~8 KB per save with OCDBT, none without; see pack()). No orbax retention:
+    # (measured: ~8 KB per save with OCDBT, none without; see sgan_jax.packing). No orbax retention:
     # orbax would delete the previous step before this one is sealed (_retain).
     self._mgr = ocp.CheckpointManager(
         self.directory,
@@ -249,7 +125,7 @@ class Checkpointer:
   def save(self, epoch: int, state, extra_arrays: dict, meta: dict,
            val_err: Optional[float]) -> None:
     """Starts writing ``epoch``'s checkpoint; :meth:`wait` finishes and seals it."""
-    host = {"train": _to_host(state), **extra_arrays}
+    host = {"train": to_host(state), **extra_arrays}
     val_err = float(val_err) if val_err is not None else None
     meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY,
             "val_err": val_err}
@@ -410,7 +286,7 @@ class Checkpointer:
 
   def restore(self, epoch: int, template_state, extra_template: dict, sharding) -> tuple:
     """Restores onto ``sharding`` (any device count) using a freshly built template."""
-    host = {"train": _to_host(template_state), **extra_template}
+    host = {"train": to_host(template_state), **extra_template}
     saved, want = self.read_meta(epoch).get("layout"), layout(host)
     if saved != want:
       bad = next((f"{a[0]}: {a[1]}{tuple(a[2])} there vs {b[1]}{tuple(b[2])} here"
@@ -468,110 +344,3 @@ class Checkpointer:
     except Exception:  # orbax re-raises the failed write
       if not self._failed:
         raise
-
-
-def _default(key: str):
-  f = FIELDS.get(key)
-  return None if f is None else f.default
-
-
-def config_differences(saved: dict, current: dict) -> dict:
-  """``{key: (saved, current)}`` for fields that forbid resuming."""
-  diff = {}
-  for k in sorted(set(saved) | set(current)):
-    if k in RESUMABLE_DIFFERENCES:
-      continue
-    # A key missing from an older checkpoint's config meant that key's default.
-    a = saved[k] if k in saved else _default(k)
-    b = current[k] if k in current else _default(k)
-    if isinstance(a, list):
-      a = tuple(a)
-    if isinstance(b, list):
-      b = tuple(b)
-    if a != b:
-      diff[k] = (a, b)
-  return diff
-
-
-def check_run_config(workdir: str, cfg: Config) -> None:
-  """Refuses a run folder whose ``config.json`` records another run (fields that forbid
-  resuming differ): its records would be mixed with this run's. Reads only."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  try:
-    with open(path) as f:
-      stored = json.load(f)
-    if not isinstance(stored, dict):
-      raise ValueError("not a mapping")
-  except (OSError, ValueError) as e:
-    raise SganError(f"{path} is unreadable ({type(e).__name__}: {e}), so {workdir} may hold "
-                    "another run. Nothing was changed. Use another output folder (--workdir / "
-                    "--out), or pass --fresh to move the old run aside (kept, renamed to "
-                    ".old-N).") from e
-  diff = config_differences(stored, cfg.to_dict())
-  if diff:
-    what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
-    raise SganError(f"{workdir} holds a different run ({what}). Nothing was changed. Use "
-                    "another output folder (--workdir / --out), or pass --fresh to move the "
-                    "old run aside (kept, renamed to .old-N).")
-
-
-def checkpoint_dir(workdir: str, mode: str) -> str:
-  return os.path.join(workdir, f"checkpoints_{mode}")
-
-
-def resume_point(cdir: str, mode: str, cfg: Config, fingerprint: Callable[[], str]
-                 ) -> tuple[Optional[int], Optional[dict], dict[int, str]]:
-  """Where a run of ``cfg`` resumes in checkpoint folder ``cdir``: the newest checkpoint
-  that verifies (epoch and meta; None, None: from the beginning, as when every step was
-  cut off or damaged) and the newer ones that do not.
-
-  Reads only. Refuses a folder holding another run's checkpoints (another config, mode or
-  data: ``fingerprint()``).
-  """
-  if not os.path.isdir(cdir) or not os.listdir(cdir):
-    return None, None, {}
-  ckpt = Checkpointer(cdir, read_only=True)
-  try:
-    epoch, bad = ckpt.newest_intact()
-    meta = ckpt.read_meta(epoch) if epoch is not None else None
-  finally:
-    ckpt.close()
-  if meta is not None:
-    check_same_run(cdir, mode, meta, cfg, fingerprint)
-  return epoch, meta, bad
-
-
-def check_same_run(cdir: str, mode: str, meta: dict, cfg: Config,
-                   fingerprint: Callable[[], str]) -> None:
-  """Refuses resuming from a checkpoint (its ``meta``) of another config, mode or data."""
-  diff = config_differences(meta.get("config", {}), cfg.to_dict())
-  if meta.get("mode") != mode or diff:
-    what = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
-    raise SganError(
-        f"{cdir} holds checkpoints of a different run ({what or 'mode ' + str(meta.get('mode'))}). "
-        "Nothing was changed. Use another output folder (--workdir / --out), or pass --fresh "
-        "to move the old run aside (kept, renamed to .old-N).")
-  if meta.get("data_fingerprint") != fingerprint():
-    raise SganError(f"{cdir} was written for different data (fingerprint "
-                    f"{meta.get('data_fingerprint')} vs {fingerprint()}: another dataset, "
-                    "labeled subset or validation split). Nothing was changed. Use another "
-                    "output folder (--workdir / --out) or --fresh.")
-
-
-def open_run(workdir: str, mode: str, cfg: Config, fingerprint: str, fresh: bool,
-             log) -> tuple[Checkpointer, Optional[dict]]:
-  """The checkpoints of ``<workdir>/checkpoints_<mode>`` and the meta of the newest intact
-  one to resume from (None: start fresh); newer corrupt ones are moved aside. Refuses,
-  changing nothing, a folder holding another run's checkpoints (:func:`resume_point`);
-  ``fresh`` moves them aside first."""
-  cdir = checkpoint_dir(workdir, mode)
-  if fresh:
-    moved = rundir.move_aside(cdir)
-    if moved:
-      log(f"[{mode}] fresh start: moved existing checkpoints to {moved}")
-  _, meta, bad = resume_point(cdir, mode, cfg, lambda: fingerprint)
-  ckpt = Checkpointer(cdir, retention(cfg))
-  ckpt.quarantine(bad, log)
-  return ckpt, meta

@@ -25,9 +25,8 @@ from typing import Callable, Optional, Sequence
 import jax
 import numpy as np
 
-from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, generate, rundir, seeds as seeds_lib
+from sgan_jax import evaluation, generate, resume, rundir, seeds as seeds_lib
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 from sgan_jax.sharding import is_primary
@@ -52,7 +51,7 @@ def check_run_folder(cfg: Config, splits: data_lib.Splits, workdir: str,
   another run (its ``config.json``; checkpoints of another config or data). Every refusal
   comes before anything is written."""
   rundir.check_writable(workdir, flag)
-  ckpt_lib.check_run_config(workdir, cfg)
+  resume.check_run_config(workdir, cfg)
   for mode in modes:
     train_lib.resume_epoch(cfg, splits, mode, workdir)
 

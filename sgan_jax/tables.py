@@ -29,7 +29,8 @@ from sgan_jax import data as data_lib
 from sgan_jax import evaluation, experiment, rundir
 from sgan_jax.config import CELL, MODES, Config, fields_with
 from sgan_jax.errors import SganError
-from sgan_jax.reports import Table, aggregate, plot_run_curves, write_outputs
+from sgan_jax.plots import plot_run_curves
+from sgan_jax.reports import Table, aggregate, write_outputs
 
 
 # Config fields every cell sets from its (label count, seed), whatever the base config says;

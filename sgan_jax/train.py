@@ -26,7 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sgan_jax import checkpoint as ckpt_lib
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, guards, memory, objectives, rundir, step
+from sgan_jax import evaluation, guards, memory, objectives, resume, rundir, step
 from sgan_jax.config import Config, check_mode
 from sgan_jax.sharding import make_mesh, place, to_host
 from sgan_jax.state import initial_state
@@ -44,7 +44,7 @@ class Preempted(Exception):
 
 def splits_fingerprint(splits: data_lib.Splits) -> str:
   """What a checkpoint records of the data it was trained on (checked at resume)."""
-  return ckpt_lib.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl, splits.x_val,
+  return resume.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl, splits.x_val,
                                    splits.y_val)
 
 
@@ -52,7 +52,7 @@ def resume_epoch(cfg: Config, splits: data_lib.Splits, mode: str, workdir: str) 
   """The epoch :func:`train` would resume from in ``workdir`` (None: from scratch). Reads
   only; refuses (:class:`SganError`) what :func:`train` would refuse: another run's
   checkpoints."""
-  epoch, _, _ = ckpt_lib.resume_point(ckpt_lib.checkpoint_dir(workdir, mode), mode, cfg,
+  epoch, _, _ = resume.resume_point(resume.checkpoint_dir(workdir, mode), mode, cfg,
                                       lambda: splits_fingerprint(splits))
   return epoch
 
@@ -122,7 +122,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
   if workdir:
     # Hashing the data costs a pass over it; only checkpointed runs need it.
     fingerprint = splits_fingerprint(splits)
-    ckpt, meta = ckpt_lib.open_run(workdir, mode, cfg, fingerprint, fresh, log)
+    ckpt, meta = resume.open_run(workdir, mode, cfg, fingerprint, fresh, log)
     if meta is not None:
       state, _ = ckpt.restore(meta["epoch"], state, extra, rep)
       p = Progress(meta["epoch"], meta["best"], metrics.history_at(meta, log), meta["t_train"],

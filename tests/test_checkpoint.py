@@ -15,7 +15,7 @@ import pytest
 
 from sgan_jax import guards
 from sgan_jax import checkpoint as ckpt_lib
-from sgan_jax import data, train
+from sgan_jax import data, integrity, train
 from sgan_jax.errors import SganError
 from tests.helpers import blobs, rig_val_errors, splits_for, tiny_config
 
@@ -432,7 +432,7 @@ def test_a_save_cut_off_before_its_manifest_does_not_verify(tmp_path):
   # says a manifest belongs to it, so it is not trusted.
   run(tiny_config(epochs=2, keep_checkpoints=2), str(tmp_path))
   cdir = tmp_path / "checkpoints_sgan"
-  os.remove(cdir / "2" / ckpt_lib.MANIFEST)
+  os.remove(cdir / "2" / integrity.MANIFEST)
   c = ckpt_lib.Checkpointer(str(cdir), read_only=True)
   assert c.verify(2) == "its save was cut off: no checksum manifest"
   assert c.verify(1) is None and c.newest_intact() == (1, {2: c.verify(2)})

@@ -88,10 +88,10 @@ def test_parse_int_list():
 
 
 def test_every_field_has_a_section_and_role_lists_derive_from_the_fields():
-  from sgan_jax import checkpoint, tables
+  from sgan_jax import resume, tables
   from sgan_jax.config import CELL, FIELDS, HOST, RESUME, RETIRED, SECTIONS, SEED, fields_with
   assert {f.metadata["section"] for f in FIELDS.values()} == set(SECTIONS)
-  assert checkpoint.RESUMABLE_DIFFERENCES == set(fields_with(RESUME)) | set(RETIRED)
+  assert resume.RESUMABLE_DIFFERENCES == set(fields_with(RESUME)) | set(RETIRED)
   assert tables.CELL_FIELDS == fields_with(CELL)
   assert set(fields_with(SEED)) == {"seed", "data_seed"} <= set(fields_with(CELL))
   # for_seed sets exactly the SEED fields; graph_config resets exactly the HOST fields.
