@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import flax.serialization
 import jax
@@ -23,7 +22,7 @@ import numpy as np
 from sgan_jax import images
 from sgan_jax import state as state_lib
 from sgan_jax.sharding import to_host
-from sgan_jax.config import Config, from_stored
+from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
 
 
