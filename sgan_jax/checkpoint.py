@@ -41,7 +41,7 @@ from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.evaluation import selection_key
 from sgan_jax.integrity import INTEGRITY, manifest_problem, seal
-from sgan_jax.packing import layout, pack, packed_shapes, to_host, unpack
+from sgan_jax.packing import layout, pack, packed_shapes, state_to_host, unpack
 
 FORMAT = "sgan_jax/1"
 
@@ -125,7 +125,7 @@ class Checkpointer:
   def save(self, epoch: int, state, extra_arrays: dict, meta: dict,
            val_err: Optional[float]) -> None:
     """Starts writing ``epoch``'s checkpoint; :meth:`wait` finishes and seals it."""
-    host = {"train": to_host(state), **extra_arrays}
+    host = {"train": state_to_host(state), **extra_arrays}
     val_err = float(val_err) if val_err is not None else None
     meta = {**meta, "format": FORMAT, "layout": layout(host), "integrity": INTEGRITY,
             "val_err": val_err}
@@ -286,7 +286,7 @@ class Checkpointer:
 
   def restore(self, epoch: int, template_state, extra_template: dict, sharding) -> tuple:
     """Restores onto ``sharding`` (any device count) using a freshly built template."""
-    host = {"train": to_host(template_state), **extra_template}
+    host = {"train": state_to_host(template_state), **extra_template}
     saved, want = self.read_meta(epoch).get("layout"), layout(host)
     if saved != want:
       bad = next((f"{a[0]}: {a[1]}{tuple(a[2])} there vs {b[1]}{tuple(b[2])} here"

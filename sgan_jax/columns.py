@@ -1,5 +1,6 @@
 """Columns of a table: reading a CSV, the task a target column implies, and the encoding
-of feature columns fitted on the training rows (:class:`Preprocessor`).
+of features and target fitted on the training rows (:class:`Preprocessor`, which also
+decodes model outputs back to target values).
 
 Messages name a CSV's file line (:class:`Columns` records where each row starts) or, for
 arrays, the row index.

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 
-def to_host(state) -> Any:
+def state_to_host(state) -> Any:
   """Device -> host copy; PRNG keys become their raw uint32 data."""
   return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
 
@@ -21,7 +21,7 @@ def to_host(state) -> Any:
 # Why pack: tensorstore's Python binding leaks a few hundred bytes per ``Spec.to_json()``
 # call and orbax's OCDBT path makes one per saved array, so saving ~90 small leaves every
 # epoch grew the resident memory by ~140 KB per checkpoint (measured: 85 MB over a 1-hour
-# soak). One array per dtype (and no OCDBT, see Checkpointer) avoids it and saves faster.
+# soak). One array per dtype (and no OCDBT, see sgan_jax.checkpoint.Checkpointer) avoids it and saves faster.
 def pack(tree) -> dict[str, np.ndarray]:
   """Concatenates a pytree's leaves (host arrays) into one flat array per dtype."""
   groups: dict[str, list] = {}

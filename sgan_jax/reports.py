@@ -2,7 +2,8 @@
 
 :func:`report_at_budget` reads a table's runs as they stood at a common epoch budget,
 :func:`merge_results` joins cells reported in different folders, :func:`write_outputs`
-writes ``results.json``/``.csv``, ``table.md`` and the figures (:mod:`sgan_jax.plots`). Selection is :mod:`sgan_jax.evaluation`'s rule.
+writes ``results.json``/``.csv``, ``table.md`` and the figures (:mod:`sgan_jax.plots`).
+Selection is :mod:`sgan_jax.evaluation`'s rule.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
             "sources": {str(n): sources[n][0] if len(sources[n]) == 1 else sources[n]
                         for n in labels},
             "rows": rows, "cells": aggregate(rows)}
-  # The per-cell curves are the SGAN runs' (plot_cell_curves).
+  # The per-cell curves are the SGAN runs' (plots.plot_cell_curves).
   write_outputs(table, result, out, lambda n, s: os.path.join(
       origin.get((n, "sgan", s), sources[n][0]), f"labels_{n}", f"seed_{s}"))
   return result

@@ -1,9 +1,10 @@
 """Whether a run folder may be resumed by a run of a given config, and from which epoch.
 
-A run resumes only from checkpoints of the same config (but the fields marked resumable),
-mode and data (:func:`data_fingerprint`); the newest checkpoint that verifies is used and
-newer damaged ones are moved aside. Everything here reads before it changes anything, so a
-refusal leaves the folder as it was.
+A run resumes only from checkpoints of the same config (fields marked resumable and retired
+fields aside), mode and data (:func:`data_fingerprint`); the newest checkpoint that
+verifies is used and newer damaged ones are moved aside. Every check reads only and comes
+before any change, so a refusal leaves the folder as it was (``--fresh`` moves the old run
+aside first, on purpose).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Paper tables: one command per table, over label counts x seeds, resumable.
 
-Running lives here; reading runs back into tables, merging and plotting in
-:mod:`sgan_jax.reports`.
+Running lives here; reading runs back into tables and merging in :mod:`sgan_jax.reports`,
+the figures in :mod:`sgan_jax.plots`.
 
 A :class:`Table` names the label counts of its cells and the published numbers beside
 them. :func:`run_table` trains every (label count, seed) cell with

@@ -45,7 +45,7 @@ class Preempted(Exception):
 def splits_fingerprint(splits: data_lib.Splits) -> str:
   """What a checkpoint records of the data it was trained on (checked at resume)."""
   return resume.data_fingerprint(splits.x_lab, splits.y_lab, splits.x_unl, splits.x_val,
-                                   splits.y_val)
+                                 splits.y_val)
 
 
 def resume_epoch(cfg: Config, splits: data_lib.Splits, mode: str, workdir: str) -> Optional[int]:
@@ -53,7 +53,7 @@ def resume_epoch(cfg: Config, splits: data_lib.Splits, mode: str, workdir: str) 
   only; refuses (:class:`SganError`) what :func:`train` would refuse: another run's
   checkpoints."""
   epoch, _, _ = resume.resume_point(resume.checkpoint_dir(workdir, mode), mode, cfg,
-                                      lambda: splits_fingerprint(splits))
+                                    lambda: splits_fingerprint(splits))
   return epoch
 
 
