@@ -8,16 +8,22 @@ Modules, one per concern:
 * ``data``       - loaders (npz, TFDS, bundled digits), labeled subset, validation split
 * ``config``     - the run configuration (a validated frozen dataclass)
 * ``train``      - state, jitted multi-step training chunk, evaluation, the training loop
-* ``checkpoint`` - orbax checkpoints for exact resume
+* ``checkpoint`` - orbax checkpoints for exact resume: save, verify, restore, retention
+* ``packing``    - a train state as one flat array per dtype (what a checkpoint stores)
+* ``integrity``  - the SHA-256 manifest sealed into each saved checkpoint
+* ``resume``     - whether a folder's checkpoints belong to this run, and where it resumes
 * ``experiment`` - one config over seeds, SGAN beside its supervised-only baseline
 * ``images``     - sample grids as PNG
 * ``generate``   - sampling, labeled synthetic data export (conditional generator)
 * ``metrics``    - Fréchet distance and Inception Score over any feature extractor
 * ``evaluator``  - a reference classifier trained on all labels (FID/IS features, judging samples)
 * ``tables``     - paper tables: label counts x seeds, resumable, with the published column
+* ``reports``    - tables read back from runs, merged, written (markdown, JSON, CSV)
+* ``plots``      - their figures: error vs labels, run curves, per-cell test error by epoch
 * ``tblog``      - TensorBoard scalar event files without TensorFlow
 * ``seeds``      - S replicas trained in one vmapped program
-* ``tabular``    - CSV/npz tables: preprocessing, fit and predict
+* ``columns``    - CSV reading, task inference, the fitted feature/target encoding
+* ``tabular``    - CSV/npz tables: splits, fit and predict
 * ``estimators`` - ``SGANClassifier`` and ``SGANRegressor`` for scikit-learn (``from sgan_jax import ...``)
 * ``errors``     - ``SganError``, the one error type for bad input
 """
