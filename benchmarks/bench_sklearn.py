@@ -47,6 +47,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sgan_jax import data  # noqa: E402
+from sgan_jax.rundir import read_jsonl  # noqa: E402
 
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "mnist")
 REGRESSION = ("diabetes", "friedman1")
@@ -191,8 +192,8 @@ def main(argv=None) -> int:
   seeds = [int(s) for s in a.seeds.split(",")]
   done = set()
   if os.path.exists(rows_path):  # resumable: finished runs are skipped
-    with open(rows_path) as f:
-      done = {(r["dataset"], tuple(r["setting"]), r["seed"], r["method"]) for r in map(json.loads, f)}
+    done = {(r["dataset"], tuple(r["setting"]), r["seed"], r["method"])
+            for r in read_jsonl(rows_path)}
   machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
   for name in names:
@@ -216,8 +217,7 @@ def main(argv=None) -> int:
 
 def write_table(rows_path: str, out_path: str) -> None:
   """Mean ± std over seeds of each method's test error (%) or RMSE, and its median fit time."""
-  with open(rows_path) as f:
-    rows = [json.loads(line) for line in f]
+  rows = read_jsonl(rows_path)
   cells = {}
   for r in rows:
     cells.setdefault((r["dataset"], tuple(r["setting"])), {}).setdefault(r["method"], []).append(r)

@@ -97,8 +97,8 @@ def same_records(a: Sequence[dict], b: Sequence[dict]) -> bool:
 
 
 def read_records(workdir: str) -> list[dict]:
-  with open(os.path.join(workdir, "metrics_sgan.jsonl")) as f:
-    return [json.loads(line) for line in f]
+  from sgan_jax.rundir import read_jsonl
+  return read_jsonl(os.path.join(workdir, "metrics_sgan.jsonl"))
 
 
 # --------------------------------------------------------------------------- kills

@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from sgan_jax.rundir import read_jsonl
+
 # Config fields shown beside each run: what changes speed or the iterations needed.
 SHOWN = ("batch_size", "lr", "avg_rate", "compute_dtype", "noise_rng")
 SHOWN_IF_NOT = {"on_d_wins": "warn"}  # shown only where a run changed them
@@ -35,9 +37,7 @@ def main(argv=None) -> int:
   rows = []
   for path in a.metrics:
     try:
-      with open(path) as f:
-        recs = [r for r in (json.loads(line) for line in f if line.strip())
-                if r.get(a.key) is not None]
+      recs = [r for r in read_jsonl(path) if r.get(a.key) is not None]
     except (OSError, ValueError) as e:
       print(f"error: {path}: {e}; pass metrics_<mode>.jsonl files of a run.", file=sys.stderr)
       return 2

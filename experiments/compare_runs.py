@@ -30,6 +30,7 @@ import numpy as np
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
 from sgan_jax.reports import selected_within, train_seconds_to
+from sgan_jax.rundir import read_jsonl
 
 
 def main(argv=None) -> int:
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     for sd in seed_dirs:
       try:
         cfg = from_stored(json.load(open(os.path.join(sd, "config.json"))))
-        recs = [json.loads(l) for l in open(os.path.join(sd, "metrics_sgan.jsonl"))]
+        recs = read_jsonl(os.path.join(sd, "metrics_sgan.jsonl"))
       except (OSError, ValueError, SganError) as e:
         print(f"[skip] {sd}: unreadable run folder ({e})", file=sys.stderr)
         continue

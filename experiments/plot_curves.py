@@ -5,8 +5,9 @@
 """
 
 import argparse
-import json
 import sys
+
+from sgan_jax.rundir import read_jsonl
 
 
 def main(argv=None):
@@ -21,8 +22,7 @@ def main(argv=None):
   fig, ax = plt.subplots(figsize=(6, 4))
   for path in a.files:
     try:
-      with open(path) as f:
-        recs = [json.loads(line) for line in f]
+      recs = read_jsonl(path)
       if not recs:
         raise ValueError("no records")
     except (OSError, ValueError) as e:

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from sgan_jax import tabular
+from sgan_jax.rundir import read_jsonl
 
 DATASETS = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}
 
@@ -83,8 +84,7 @@ def main(argv=None):
   rows_path = os.path.join(a.out, "runs.jsonl")
   done = set()
   if os.path.exists(rows_path):  # resume: skip finished (dataset, fraction, seed)
-    with open(rows_path) as f:
-      done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in map(json.loads, f)}
+    done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in read_jsonl(rows_path)}
   t0 = time.time()
   for name in names:
     for frac in fracs:
@@ -101,8 +101,7 @@ def main(argv=None):
 
 
 def write_table(rows_path, out):
-  with open(rows_path) as f:
-    rows = [json.loads(line) for line in f]
+  rows = read_jsonl(rows_path)
   groups = {}
   for r in rows:
     groups.setdefault((r["dataset"], r["label_fraction"]), []).append(r)

@@ -4,7 +4,6 @@ curves, and each cell's test error by epoch with the published band.
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 from typing import Callable, Optional
@@ -12,6 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from sgan_jax.reports import Table, published_errors
+from sgan_jax.rundir import read_jsonl
 
 
 def _pyplot():
@@ -56,8 +56,7 @@ def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]
   for mode in modes:
     p = os.path.join(run_dir, f"metrics_{mode}.jsonl")
     if os.path.exists(p):
-      with open(p) as f:
-        recs[mode] = [json.loads(line) for line in f if line.strip()]
+      recs[mode] = read_jsonl(p)
   if not recs:
     return None
   plt = _pyplot()
@@ -102,8 +101,7 @@ def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], s
     seeds = sorted(r["seed"] for r in result["rows"] if r["labels"] == n and r["mode"] == "sgan")
     curves = []
     for s in seeds:
-      with open(os.path.join(run_dir(n, s), "metrics_sgan.jsonl")) as f:
-        recs = [json.loads(line) for line in f if line.strip()]
+      recs = read_jsonl(os.path.join(run_dir(n, s), "metrics_sgan.jsonl"))
       curves.append({r["epoch"]: scale * r["test_err"] for r in recs})
       ax.plot(list(curves[-1]), list(curves[-1].values()), lw=0.7, alpha=0.6, label=f"seed {s}")
     common = sorted(set.intersection(*(set(c) for c in curves)))

@@ -20,6 +20,7 @@ import numpy as np
 from sgan_jax import evaluation
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
+from sgan_jax.rundir import read_jsonl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +113,7 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
         raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                         "a shorter budget is not a prefix of that run. Report its own budget.")
       for mode in table.modes:
-        path = os.path.join(wd, f"metrics_{mode}.jsonl")
-        recs = [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+        recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
         sel = selected_within(recs, budget)
         if sel is None:
           log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {budget} "

@@ -88,6 +88,29 @@ def human_bytes(n: int) -> str:
   return ""
 
 
+def read_jsonl(path: str, missing_ok: bool = False) -> list[dict]:
+  """The records of a JSON-lines file (``metrics_<mode>.jsonl``, a benchmark's rows).
+
+  Blank lines are skipped; a cut last line (a kill during an append) is dropped, since it
+  is newer than everything else. An unreadable line before the last means the file was
+  damaged and raises SganError. A missing file is ``[]`` with ``missing_ok``.
+  """
+  if missing_ok and not os.path.exists(path):
+    return []
+  with open(path) as f:
+    lines = [(i, line) for i, line in enumerate(f, 1) if line.strip()]
+  recs = []
+  for k, (i, line) in enumerate(lines):
+    try:
+      recs.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if k == len(lines) - 1:
+        break
+      raise SganError(f"{path}: line {i} is not JSON ({e.msg}); the file is damaged. Restore "
+                      "it from a copy, or delete the line to keep the records around it.") from e
+  return recs
+
+
 def write_json(path: str, obj) -> None:
   atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 

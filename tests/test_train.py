@@ -291,3 +291,15 @@ def test_keep_selected_returns_the_selected_epochs_average(monkeypatch):
   for a, b in zip(jax.tree.leaves(two["selected"]), jax.tree.leaves(want)):
     np.testing.assert_array_equal(a, b)
   assert "selected" not in one
+
+
+def test_read_jsonl_skips_blanks_drops_a_cut_last_line_and_names_damage(tmp_path):
+  p = tmp_path / "metrics_sgan.jsonl"
+  p.write_text('{"epoch": 1}\n\n{"epoch": 2}\n{"epoch": 3, "te')  # killed during an append
+  assert rundir.read_jsonl(str(p)) == [{"epoch": 1}, {"epoch": 2}]
+  p.write_text('{"epoch": 1}\n{"epo\n{"epoch": 3}\n')  # damaged before the end: not newer
+  with pytest.raises(SganError, match=r"line 2 is not JSON.*damaged"):
+    rundir.read_jsonl(str(p))
+  assert rundir.read_jsonl(str(tmp_path / "none.jsonl"), missing_ok=True) == []
+  with pytest.raises(FileNotFoundError):
+    rundir.read_jsonl(str(tmp_path / "none.jsonl"))
