@@ -21,7 +21,8 @@ from sgan_jax import state as state_lib
 from sgan_jax.config import Config
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_steps import host_cpu, synthetic_splits  # noqa: E402
+from bench_steps import synthetic_splits  # noqa: E402
+from sgan_jax.machine import host_cpu  # noqa: E402
 
 
 def measure(cfg: Config, shape: tuple, replicas: int, iters: int, reps: int,

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -47,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from sgan_jax import data  # noqa: E402
+from sgan_jax.machine import host_cpu  # noqa: E402
 from sgan_jax.rundir import read_jsonl  # noqa: E402
 
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "mnist")
@@ -194,8 +194,7 @@ def main(argv=None) -> int:
   if os.path.exists(rows_path):  # resumable: finished runs are skipped
     done = {(r["dataset"], tuple(r["setting"]), r["seed"], r["method"])
             for r in read_jsonl(rows_path)}
-  machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+  machine = (f"{host_cpu()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
   for name in names:
     x, y, test_mask = load(name, a.mnist)
     methods = REGRESSORS if name in REGRESSION else CLASSIFIERS

@@ -16,7 +16,6 @@ Output: one JSON object per configuration (JSON lines) and a markdown table.
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import time
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgan_jax import data, objectives, sharding, step
+from sgan_jax.machine import host_cpu
 from sgan_jax import state as state_lib
 from sgan_jax.config import Config, parse_override
 
@@ -56,28 +56,6 @@ def measure_bandwidth(mib: int = 256, reps: int = 10) -> float:
     a = f(a)
   a.block_until_ready()
   return 2 * a.nbytes * reps / (time.perf_counter() - t)
-
-
-def host_cpu(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-  """The host CPU as one line: model name, x86 family/model, cores, widest vector ISA.
-
-  ``platform.processor()`` is empty on Linux, and results from two CPUs that both call
-  themselves "AMD EPYC" differ 2x (AVX2 vs AVX-512), so the benchmark rows say which.
-  """
-  try:
-    with open(cpuinfo_path) as f:
-      text = f.read()
-  except OSError:
-    return platform.processor() or platform.machine()
-  first = {}
-  for line in text.splitlines():
-    k, _, v = line.partition(":")
-    first.setdefault(k.strip(), v.strip())
-  flags = set(first.get("flags", "").split())
-  isa = next((i for i in ("amx_tile", "avx512f", "avx2", "sse4_2") if i in flags), "")
-  cores = sum(1 for line in text.splitlines() if line.startswith("processor"))
-  return (f"{first.get('model name', platform.machine())} (family {first.get('cpu family', '?')} "
-          f"model {first.get('model', '?')}), {cores} cores" + (f", {isa}" if isa else ""))
 
 
 def synthetic_splits(shape, n_unl, label_rate, num_classes=10, seed=0):

@@ -56,6 +56,7 @@ from sgan_jax import reports, tables  # noqa: E402
 from sgan_jax.configs import load_table  # noqa: E402
 from sgan_jax.config import Config  # noqa: E402
 from sgan_jax.errors import SganError  # noqa: E402
+from sgan_jax.machine import host_cpu  # noqa: E402
 
 PARTS = ("steps", "seeds", "paper")
 # Shares of --budget_s after which no new step group / seeds measurement is started.
@@ -95,7 +96,7 @@ def device_info() -> dict:
   info = {"platform": d.platform, "device_kind": d.device_kind, "devices": jax.device_count(),
           "jax": jax.__version__, "jaxlib": jaxlib.__version__,
           "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
-          "cpu": bench_steps.host_cpu()}
+          "cpu": host_cpu()}
   for attr, key in (("compute_capability", "compute_capability"),):
     if getattr(d, attr, None) is not None:
       info[key] = str(getattr(d, attr))

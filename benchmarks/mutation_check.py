@@ -292,14 +292,8 @@ def run_mutant(m: Mutant, copy: str, timeout: float) -> dict:
 
 
 def machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+  from sgan_jax.machine import host_cpu
+  return f"{host_cpu()}, Python {platform.python_version()}"
 
 
 def report(rows: list[dict], mutants: list[Mutant], command: str, wall: float,

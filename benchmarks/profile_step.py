@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_steps  # noqa: E402
 
 from sgan_jax.config import parse_override  # noqa: E402
+from sgan_jax.machine import host_cpu  # noqa: E402
 
 # An instruction: ``%name = <type> opcode(...)``, where the type is one token or a
 # parenthesized tuple with spaces (``(f32[8]{0}, s32[])``; nested tuples backtrack).
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
                  "ms_per_iteration": {k: 1e3 * v / a.iters for k, v in per.items()},
                  "ops_per_iteration": {k: v / a.iters for k, v in count.items()},
                  "top_ops": top,
-                 "platform": jax.default_backend(), "cpu": bench_steps.host_cpu(),
+                 "platform": jax.default_backend(), "cpu": host_cpu(),
                  "jax": jax.__version__}, f, indent=1)
   return 0
 

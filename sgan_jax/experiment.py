@@ -2,13 +2,13 @@
 
 ``train_and_evaluate(cfg, workdir)`` is the importable entry point (flax-examples
 style); ``sgan-jax train`` is a thin command line over :func:`run_seeds`. Each seed
-writes to ``workdir/seed_<s>/``: ``config.json``, ``data.json`` (split sizes and the
-selection rule, written at the start), ``labeled_indices.npy`` (indices into the
-training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``, ``checkpoints_<mode>/``
-(orbax; a rerun resumes from them; sequential runs only), ``classifier_<mode>.msgpack``
-(averaged discriminator), ``generator.msgpack`` + ``model.json`` (see
-:mod:`sgan_jax.generate`), ``samples/epoch_<e>.png`` (a fixed-latent sample grid per
-evaluation, image data; sequential runs only) and ``summary.json``.
+writes to ``workdir/seed_<s>/``: ``config.json``, ``data.json`` (split sizes, the
+selection rule and the machine, written at each start), ``labeled_indices.npy`` (indices
+into the training split), ``val_indices.npy``, ``metrics_<mode>.jsonl``,
+``checkpoints_<mode>/`` (orbax; a rerun resumes from them; sequential runs only),
+``classifier_<mode>.msgpack`` (averaged discriminator), ``generator.msgpack`` +
+``model.json`` (see :mod:`sgan_jax.generate`), ``samples/epoch_<e>.png`` (a fixed-latent
+sample grid per evaluation, image data; sequential runs only) and ``summary.json``.
 
 The seed rule (:meth:`Config.for_seed`): each seed its own parameters, batch order,
 labeled subset and validation split, or with ``data_seed`` one labeled subset for all.
@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, generate, resume, rundir, seeds as seeds_lib
+from sgan_jax import evaluation, generate, machine, resume, rundir, seeds as seeds_lib
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 from sgan_jax.sharding import is_primary
@@ -73,7 +73,8 @@ def start_run(cfg: Config, ds: data_lib.Dataset, splits: data_lib.Splits,
              "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
              "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
              "selection": "best validation epoch" if len(splits.y_val) else
-                          "final model (no validation split)"}
+                          "final model (no validation split)",
+             "machine": machine.describe()}
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     rundir.write_json(os.path.join(workdir, "config.json"), cfg.to_dict())

@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from sgan_jax import evaluation
+from sgan_jax import evaluation, machine
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
 from sgan_jax.rundir import read_jsonl
@@ -62,17 +62,47 @@ def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
   return evaluation.select_best(within)
 
 
-def _num_test(run_dir: str) -> Optional[int]:
-  """The test-set size a run recorded: ``data.json`` (written when it starts) or, for runs
-  from before that file, ``summary.json`` (written when it finishes); None if neither."""
+def seconds_per_epoch(records: Sequence[dict]) -> Optional[float]:
+  """Median wall seconds an epoch took, evaluation included (what a user waits).
+
+  Taken between consecutive records of one process: ``wall_s`` counts from the start of
+  its process, so it falls where a resumed process begins and that step is skipped (a
+  process stopped after a single record may leave one outlier). The first epoch's
+  compilation is in no difference. The median ignores the epochs slowed by other work on
+  the machine. None with no such pair."""
+  per = [(b["wall_s"] - a["wall_s"]) / (b["epoch"] - a["epoch"])
+         for a, b in zip(records, records[1:])
+         if a.get("wall_s") is not None and b.get("wall_s") is not None
+         and b["epoch"] > a["epoch"] and b["wall_s"] > a["wall_s"]]
+  return float(np.median(per)) if per else None
+
+
+def _recorded(run_dir: str, key: str):
+  """A value a run recorded: ``data.json`` (written at each start) or, for runs from
+  before that file, ``summary.json`` (written when it finishes); None if neither."""
   for name in ("data.json", "summary.json"):
     path = os.path.join(run_dir, name)
     if os.path.exists(path):
       with open(path) as f:
-        n = json.load(f).get("num_test")
-      if n is not None:
-        return int(n)
+        v = json.load(f).get(key)
+      if v is not None:
+        return v
   return None
+
+
+def run_speed(run_dir: str, mode: str, budget: Optional[int] = None) -> dict:
+  """A row's ``s_per_epoch`` (:func:`seconds_per_epoch`, to epoch ``budget``) and
+  ``machine`` (the one the run last started on, :func:`sgan_jax.machine.short`)."""
+  recs = read_jsonl(os.path.join(run_dir, f"metrics_{mode}.jsonl"), missing_ok=True)
+  if budget is not None:
+    recs = [r for r in recs if r["epoch"] <= budget]
+  return {"s_per_epoch": seconds_per_epoch(recs),
+          "machine": machine.short(_recorded(run_dir, "machine"))}
+
+
+def _num_test(run_dir: str) -> Optional[int]:
+  n = _recorded(run_dir, "num_test")
+  return None if n is None else int(n)
 
 
 def _check_one_test_set(rows: Sequence[dict]) -> None:
@@ -125,6 +155,7 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
                      "test_err": sel["test_err"], "final_test_err": at["test_err"],
                      "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
                      "epochs": budget, "train_s": train_s, "wall_s": train_s,
+                     **run_speed(wd, mode, budget),
                      "num_test": num_test, "selection": "validation"})
   if not rows:
     raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
@@ -182,6 +213,11 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
     rows += cell
     sources.setdefault(n, []).append(src)
   _check_one_test_set(rows)
+  for r in rows:  # reports written before rows carried their speed: read it from the run
+    wd = os.path.join(origin[(r["labels"], r["mode"], r["seed"])], f"labels_{r['labels']}",
+                      f"seed_{r['seed']}")
+    if "s_per_epoch" not in r and os.path.isdir(wd):
+      r.update(run_speed(wd, r["mode"], r["epochs"]))
   labels = sorted(sources)
   budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
                        for n in labels)
@@ -249,7 +285,55 @@ def markdown(table: Table, result: dict) -> str:
       vals.append(_fmt(mine["sgan"], table.unit, "final_test_err") if "sgan" in mine else "-")
     lines.append(f"| {n} | " + " | ".join(vals) + f" | {table.published.get(n, '-')} | "
                  f"{max(c['n_seeds'] for c in mine.values())} | {'/'.join(map(str, ep))} |")
-  lines += ["", f"Published column: {result['source']}."]
+  lines += ["", f"Published column: {result['source']}.", "", per_seed_markdown(table, result)]
+  return "\n".join(lines)
+
+
+def band_position(err: float, band: tuple[float, float]) -> str:
+  """Where a test error (fraction) lies against a published mean ± std (percent):
+  "inside", "below" (fewer errors than the band) or "above"."""
+  mean, std = band
+  if 100 * err < mean - std - 1e-9:
+    return "below"
+  return "above" if 100 * err > mean + std + 1e-9 else "inside"
+
+
+def per_seed_markdown(table: Table, result: dict) -> str:
+  """Every run of the table: its selected (epoch) and last-epoch test error, where each
+  lies against the published mean ± std (:func:`band_position`), seconds an epoch and
+  the machine."""
+  rows = result["rows"]
+  num_test = rows[0]["num_test"]
+  band = published_errors(table, num_test)
+  val = (lambda e: f"{e * num_test:.0f}") if table.unit == "errors" else (lambda e: f"{100 * e:.2f}")
+  name = {"sgan": "SGAN", "supervised": "supervised-only"}
+  modes = [m for m in table.modes if any(r["mode"] == m for r in rows)]
+  head = ["labels", "seed"]
+  for m in modes:
+    head.append(f"{name[m]} selected (epoch)")
+    if m == "sgan":
+      head += ["SGAN last epoch", "vs published band (selected / last)"]
+  head += ["s/epoch", "machine"]
+  lines = ["**Per seed**: test " + ("errors" if table.unit == "errors" else "error %")
+           + "; s/epoch is the median wall time of an epoch, evaluation included, of "
+           + ("the SGAN" if "sgan" in modes else f"the {name[modes[0]]}") + " run.", "",
+           "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  for n, s in sorted({(r["labels"], r["seed"]) for r in rows}):
+    by = {r["mode"]: r for r in rows if r["labels"] == n and r["seed"] == s}
+    cells = [str(n), str(s)]
+    for m in modes:
+      r = by.get(m)
+      ep = f" ({r['best_val_epoch']})" if r and r.get("best_val_epoch") is not None else ""
+      cells.append(f"{val(r['test_err'])}{ep}" if r else "-")
+      if m == "sgan":
+        cells.append(val(r["final_test_err"]) if r else "-")
+        cells.append(f"{band_position(r['test_err'], band[n])} / "
+                     f"{band_position(r['final_test_err'], band[n])}"
+                     if r and n in band else "-")
+    timed = by.get("sgan") or by[next(m for m in modes if m in by)]
+    spe = timed.get("s_per_epoch")
+    cells += [f"{spe:.1f}" if spe else "-", timed.get("machine") or "not recorded"]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -261,7 +345,8 @@ def write_outputs(table: Table, result: dict, root: str,
   with open(os.path.join(root, "results.json"), "w") as f:
     json.dump(result, f, indent=1)
   with open(os.path.join(root, "results.csv"), "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(result["rows"][0]))
+    # Rows merged from older reports may lack the newer fields (machine, s_per_epoch).
+    w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in result["rows"] for k in r)))
     w.writeheader()
     w.writerows(result["rows"])
   with open(os.path.join(root, "table.md"), "w") as f:

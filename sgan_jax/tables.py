@@ -30,7 +30,7 @@ from sgan_jax import evaluation, experiment, rundir
 from sgan_jax.config import CELL, MODES, Config, fields_with
 from sgan_jax.errors import SganError
 from sgan_jax.plots import plot_run_curves
-from sgan_jax.reports import Table, aggregate, write_outputs
+from sgan_jax.reports import Table, aggregate, run_speed, write_outputs
 
 
 # Config fields every cell sets from its (label count, seed), whatever the base config says;
@@ -109,6 +109,7 @@ def run_table(table: Table, base: Config, seeds: Sequence[int], root: str,
                    "test_err": evaluation.headline_err(r), "final_test_err": r["final_test_err"],
                    "best_val_err": r.get("best_val_err"), "best_val_epoch": r.get("best_val_epoch"),
                    "epochs": r["epochs"], "train_s": r["train_s"], "wall_s": r["wall_s"],
+                   **run_speed(wd, mode),
                    "num_test": summary["num_test"], "selection": summary["selection"]})
     try:
       plot_run_curves(wd, modes)

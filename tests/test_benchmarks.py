@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import bench_steps  # noqa: E402
+from sgan_jax import machine  # noqa: E402
 from sgan_jax.config import Config  # noqa: E402
 
 REQUIRED = ("model", "label_rate", "global_batch", "devices", "platform", "dtype",
@@ -65,10 +66,19 @@ def test_host_cpu_names_the_family_and_the_vector_isa(tmp_path):
   core = ("processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
           "model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx2 avx512f avx512bw\n\n")
   info.write_text(core.format(n=0) + core.format(n=1))
-  assert bench_steps.host_cpu(str(info)) == "AMD EPYC (family 26 model 2), 2 cores, avx512f"
+  assert machine.host_cpu(str(info)) == "AMD EPYC (family 26 model 2), 2 cores, avx512f"
   info.write_text(core.format(n=0).replace(" avx512f avx512bw", ""))
-  assert bench_steps.host_cpu(str(info)).endswith("1 cores, avx2")
-  assert bench_steps.host_cpu(str(tmp_path / "missing"))  # falls back to platform's name
+  assert machine.host_cpu(str(info)).endswith("1 cores, avx2")
+  assert machine.host_cpu(str(tmp_path / "missing"))  # falls back to platform's name
+
+
+def test_a_run_names_its_machine_by_the_accelerator_or_else_the_cpu():
+  here = machine.describe()
+  assert here["devices"] >= 1 and here["cpu"] == machine.host_cpu()
+  assert machine.short({**here, "platform": "cpu"}) == here["cpu"]
+  gpu = {**here, "platform": "gpu", "device_kind": "NVIDIA H200", "devices": 8}
+  assert machine.short(gpu) == "8 x NVIDIA H200"
+  assert machine.short(None) == "not recorded"
 
 
 def test_variants_are_timed_beside_the_model_and_labelled(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sgan_jax import cli, configs, reports
+from sgan_jax import cli, configs, machine, reports
 from sgan_jax import state as state_lib
 from sgan_jax import tables
 from sgan_jax.errors import SganError
@@ -35,6 +35,12 @@ def test_table_runs_cells_resumes_and_writes_outputs(tmp_path):
   assert (tmp_path / "labels_8" / "seed_1" / "curves.png").exists()
   md = (tmp_path / "table.md").read_text()
   assert "| 4 |" in md and "1 ± 1" in md
+  # Every run is listed with the machine it recorded when it started.
+  here = machine.short(machine.describe())
+  recorded = json.loads((tmp_path / "labels_4" / "seed_1" / "data.json").read_text())["machine"]
+  assert machine.short(recorded) == here and {r["machine"] for r in res["rows"]} == {here}
+  for n, s in [(4, 0), (4, 1), (8, 0), (8, 1)]:
+    assert f"| {n} | {s} | " in md.split("**Per seed**")[1]
   cell = next(c for c in res["cells"] if c["labels"] == 4 and c["mode"] == "sgan")
   errs = [r["test_err"] for r in res["rows"] if r["labels"] == 4 and r["mode"] == "sgan"]
   assert cell["test_err_mean"] == pytest.approx(np.mean(errs))
@@ -157,6 +163,19 @@ def test_train_seconds_to_a_budget():
   assert np.isnan(reports.train_seconds_to([{"epoch": 1, "step": 10}], 1))
 
 
+def test_seconds_per_epoch_is_the_median_within_one_process():
+  recs = [{"epoch": 1, "wall_s": 40.0},  # compilation included
+          {"epoch": 2, "wall_s": 50.0},
+          {"epoch": 3, "wall_s": 90.0},   # slowed by other work
+          {"epoch": 4, "wall_s": 45.0},   # a resumed process: compilation, wall_s restarted
+          {"epoch": 5, "wall_s": 57.0},
+          {"epoch": 7, "wall_s": 79.0},   # eval_every=2
+          {"epoch": 8, "wall_s": 90.0}]
+  assert reports.seconds_per_epoch(recs) == 11.0  # median of 10, 40, 12, 11, 11
+  assert reports.seconds_per_epoch(recs[:1]) is None
+  assert reports.seconds_per_epoch(recs[2:4]) is None
+
+
 def test_shorter_budget_of_a_constant_lr_run_is_the_shorter_run():
   from sgan_jax import data, train
   ds = blobs()
@@ -259,6 +278,9 @@ def test_published_cells_are_parsed_for_the_plot():
   pct = tables.Table(name="q", title="q", labels=(4,), published={4: "18.63 ± 2.32"},
                      source="s", modes=("sgan",), unit="%")
   assert reports.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
+  # 93 ± 6.5 errors of 10,000: 86.5-99.5 is the band.
+  assert [reports.band_position(e / 1e4, pub[100]) for e in (86, 87, 93, 99, 100)] == [
+      "below", "inside", "inside", "inside", "above"]
 
 
 def test_merge_takes_each_cell_from_its_own_report(tmp_path):
@@ -277,6 +299,16 @@ def test_merge_takes_each_cell_from_its_own_report(tmp_path):
       short["rows"] + long["rows"], key=lambda r: (r["labels"], r["mode"]))
   md = (out / "table.md").read_text()
   assert "| 4 |" in md and md.split("| 4 |")[1].splitlines()[0].rstrip().endswith("| 1 | 1 |")
+  # A report written before rows carried their speed gets it from the run's metrics.
+  timed = [r["s_per_epoch"] for r in long["rows"]]
+  assert all(t is not None and t > 0 for t in timed)
+  old = json.loads((tmp_path / "b" / "results.json").read_text())
+  for r in old["rows"]:
+    del r["s_per_epoch"], r["machine"]
+  (tmp_path / "b" / "results.json").write_text(json.dumps(old))
+  again = reports.merge_results(TABLE, [(8, str(tmp_path / "b"))], str(tmp_path / "m0"))
+  assert [r["s_per_epoch"] for r in again["rows"]] == timed
+  assert {r["machine"] for r in again["rows"]} == {machine.short(machine.describe())}
   assert md.split("| 8 |")[1].splitlines()[0].rstrip().endswith("| 1 | 2 |")
   assert "4: 1 / 8: 2" in md and (out / "error_vs_labels.png").stat().st_size > 0
   # Rewriting an earlier merge is fine; a source or a table root is never overwritten.
