@@ -427,3 +427,32 @@ def test_compare_runs_gives_selected_last_epoch_and_window_mean_per_group(tmp_pa
   # A window longer than the budget is refused with its reason.
   assert compare_runs.main(["--budget", "4", "--window", "5", f"A={tmp_path / 'a'}"]) == 2
   assert "--window must be in [1, --budget]" in capsys.readouterr().err
+
+
+def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_path, capsys):
+  import curate_table
+  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0)
+  res = tables.run_table(TABLE, cfg, [0, 1], str(tmp_path / "runs"), dataset=blobs(),
+                         log=lambda s: None, labels=[4])
+  out = tmp_path / "results"
+  cur = curate_table.curate(TABLE, str(tmp_path / "runs"), str(out), [4], [0, 1], 2,
+                            log=lambda s: None)
+  kept = sorted(os.listdir(out / "labels_4" / "seed_0"))
+  assert "metrics_sgan.jsonl" in kept and "labeled_indices.npy" in kept and "data.json" in kept
+  assert not [f for f in kept if "checkpoint" in f or f.endswith(".msgpack") or f == "samples"]
+  key = lambda r: (r["seed"], r["mode"], r["test_err"], r["final_test_err"], r["best_val_epoch"])
+  assert sorted(map(key, cur["rows"])) == sorted(map(key, res["rows"]))
+  assert (out / "table.md").exists() and (out / "results.json").exists()
+  reports.merge_results(TABLE, [(4, str(out))], str(tmp_path / "merged"))  # mergeable
+  with pytest.raises(SganError, match="seed_7 does not exist"):
+    curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [7], 2)
+  assert not (tmp_path / "r2").exists()  # nothing copied before the check
+  with pytest.raises(SganError, match="both source and destination"):
+    curate_table.curate(TABLE, str(out), str(out), [4], [0], 2)
+  args = [str(tmp_path / "runs"), str(tmp_path / "r3"), "--table", "mnist_fm_table",
+          "--seeds", "7", "--budget", "2"]
+  assert curate_table.main(args + ["--labels", "4"]) == 2
+  assert "seed_7 does not exist" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    curate_table.main(args + ["--labels", "x"])
+  assert "comma-separated integers" in capsys.readouterr().err
