@@ -123,7 +123,9 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
 
   Reads every ``labels_<n>/seed_<s>`` run's metrics (nothing is trained or written into
   the runs) and takes the record training would have selected after ``budget`` epochs
-  (:func:`selected_within`). Runs that decay their learning rate are refused (a shorter
+  (:func:`selected_within`); a mode that trains fewer epochs than ``budget`` (a shorter
+  supervised-only baseline, ``baseline_epochs``) is read at its own last epoch, as the
+  table run reports it. Runs that decay their learning rate are refused (a shorter
   budget is not a prefix of them); runs that have not reached the budget are skipped and
   named in the log. Writes the table files into ``out`` (default ``<root>/budget_<N>``).
   """
@@ -143,19 +145,22 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
         raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                         "a shorter budget is not a prefix of that run. Report its own budget.")
       for mode in table.modes:
+        # A baseline shorter than the run (baseline_epochs) is read at its own end.
+        own = cfg.epochs_for(mode)
+        b = min(budget, own) if own < cfg.epochs else budget
         recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
-        sel = selected_within(recs, budget)
+        sel = selected_within(recs, b)
         if sel is None:
-          log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {budget} "
+          log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {b} "
               f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
           continue
-        at = next(r for r in recs if r["epoch"] == budget)
-        train_s = train_seconds_to(recs, budget)
+        at = next(r for r in recs if r["epoch"] == b)
+        train_s = train_seconds_to(recs, b)
         rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
                      "test_err": sel["test_err"], "final_test_err": at["test_err"],
                      "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
-                     "epochs": budget, "train_s": train_s, "wall_s": train_s,
-                     **run_speed(wd, mode, budget),
+                     "epochs": b, "train_s": train_s, "wall_s": train_s,
+                     **run_speed(wd, mode, b),
                      "num_test": num_test, "selection": "validation"})
   if not rows:
     raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")

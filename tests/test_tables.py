@@ -431,7 +431,7 @@ def test_compare_runs_gives_selected_last_epoch_and_window_mean_per_group(tmp_pa
 
 def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_path, capsys):
   import curate_table
-  cfg = tiny_config(epochs=2, val_size=16, lr_decay_epochs=0)
+  cfg = tiny_config(epochs=2, baseline_epochs=1, val_size=16, lr_decay_epochs=0)
   res = tables.run_table(TABLE, cfg, [0, 1], str(tmp_path / "runs"), dataset=blobs(),
                          log=lambda s: None, labels=[4])
   out = tmp_path / "results"
@@ -440,7 +440,8 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
   kept = sorted(os.listdir(out / "labels_4" / "seed_0"))
   assert "metrics_sgan.jsonl" in kept and "labeled_indices.npy" in kept and "data.json" in kept
   assert not [f for f in kept if "checkpoint" in f or f.endswith(".msgpack") or f == "samples"]
-  key = lambda r: (r["seed"], r["mode"], r["test_err"], r["final_test_err"], r["best_val_epoch"])
+  key = lambda r: (r["seed"], r["mode"], r["test_err"], r["final_test_err"], r["best_val_epoch"],
+                   r["epochs"])  # the baseline at its own 1 epoch, the SGAN at 2
   assert sorted(map(key, cur["rows"])) == sorted(map(key, res["rows"]))
   assert (out / "table.md").exists() and (out / "results.json").exists()
   reports.merge_results(TABLE, [(4, str(out))], str(tmp_path / "merged"))  # mergeable
