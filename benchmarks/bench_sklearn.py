@@ -47,7 +47,8 @@ sys.path.insert(0, ROOT)
 
 from sgan_jax import data  # noqa: E402
 from sgan_jax.machine import host_cpu  # noqa: E402
-from sgan_jax.rundir import read_jsonl  # noqa: E402
+from sgan_jax.errors import SganError  # noqa: E402
+from sgan_jax.rundir import append_jsonl, read_jsonl  # noqa: E402
 
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "mnist")
 REGRESSION = ("diabetes", "friedman1")
@@ -192,8 +193,11 @@ def main(argv=None) -> int:
   seeds = [int(s) for s in a.seeds.split(",")]
   done = set()
   if os.path.exists(rows_path):  # resumable: finished runs are skipped
-    done = {(r["dataset"], tuple(r["setting"]), r["seed"], r["method"])
-            for r in read_jsonl(rows_path)}
+    try:
+      done = {(r["dataset"], tuple(r["setting"]), r["seed"], r["method"])
+              for r in read_jsonl(rows_path)}
+    except SganError as e:
+      p.error(str(e))
   machine = (f"{host_cpu()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
   for name in names:
     x, y, test_mask = load(name, a.mnist)
@@ -207,8 +211,7 @@ def main(argv=None) -> int:
             continue
           r = one_run(name, x, y, test_mask, setting, seed, method, a.epochs, a.verbose)
           r["machine"] = machine
-          with open(rows_path, "a") as f:
-            f.write(json.dumps(r) + "\n")
+          append_jsonl(rows_path, [r])
           print(json.dumps(r), flush=True)
   write_table(rows_path, os.path.join(a.out, "table.md"))
   return 0

@@ -57,6 +57,7 @@ from sgan_jax.configs import load_table  # noqa: E402
 from sgan_jax.config import Config  # noqa: E402
 from sgan_jax.errors import SganError  # noqa: E402
 from sgan_jax.machine import host_cpu  # noqa: E402
+from sgan_jax.rundir import append_jsonl  # noqa: E402
 
 PARTS = ("steps", "seeds", "paper")
 # Shares of --budget_s after which no new step group / seeds measurement is started.
@@ -136,8 +137,7 @@ class Writer:
 
   def progress(self, row: dict) -> None:
     """Appends a row to the protocol's history while it runs (rewritten when it ends)."""
-    with open(self.path("gpu_paper_history.jsonl"), "a") as f:
-      f.write(json.dumps(row) + "\n")
+    append_jsonl(self.path("gpu_paper_history.jsonl"), [row])
 
   def put(self, part: str, rows: list, history: Optional[list] = None) -> None:
     """Replaces ``part``'s rows (each gets the device fields) and rewrites the files."""

@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from sgan_jax import tabular
-from sgan_jax.rundir import read_jsonl
+from sgan_jax.errors import SganError
+from sgan_jax.rundir import append_jsonl, read_jsonl
 
 DATASETS = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}
 
@@ -84,7 +85,10 @@ def main(argv=None):
   rows_path = os.path.join(a.out, "runs.jsonl")
   done = set()
   if os.path.exists(rows_path):  # resume: skip finished (dataset, fraction, seed)
-    done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in read_jsonl(rows_path)}
+    try:
+      done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in read_jsonl(rows_path)}
+    except SganError as e:
+      p.error(str(e))
   t0 = time.time()
   for name in names:
     for frac in fracs:
@@ -93,8 +97,7 @@ def main(argv=None):
           continue
         r = one_run(name, frac, seed, a.epochs)
         r["wall_s"] = round(time.time() - t0, 1)
-        with open(rows_path, "a") as f:
-          f.write(json.dumps(r) + "\n")
+        append_jsonl(rows_path, [r])
         print(json.dumps(r), flush=True)
   write_table(rows_path, a.out)
   return 0

@@ -111,6 +111,28 @@ def read_jsonl(path: str, missing_ok: bool = False) -> list[dict]:
   return recs
 
 
+def append_jsonl(path: str, records: Sequence[dict]) -> None:
+  """Appends ``records`` to a JSON-lines file, one per line.
+
+  A last line without its newline (a kill during an earlier append) is completed if it is a
+  whole record and cut off if it is not, so the new records start on a line of their own:
+  appended straight after a fragment they would be unreadable, and ``read_jsonl`` would
+  drop them as the cut line.
+  """
+  if os.path.exists(path):
+    with open(path, "rb+") as f:
+      data = f.read()
+      if data and not data.endswith(b"\n"):
+        start = data.rfind(b"\n") + 1
+        try:
+          json.loads(data[start:])
+          f.write(b"\n")
+        except ValueError:
+          f.truncate(start)
+  with open(path, "a") as f:
+    f.writelines(json.dumps(r) + "\n" for r in records)
+
+
 def write_json(path: str, obj) -> None:
   atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
@@ -130,14 +152,13 @@ class MetricsLog:
 
   def append(self, record: dict) -> None:
     if self.path and is_primary():
-      with open(self.path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+      append_jsonl(self.path, [record])
 
   def abandon(self, records: Sequence[dict], rollback: int) -> None:
     """Keeps a rolled-back branch's records in ``metrics_<mode>_abandoned.jsonl``."""
     if self.path and is_primary():
-      with open(os.path.join(self.workdir, f"metrics_{self.mode}_abandoned.jsonl"), "a") as f:
-        f.writelines(json.dumps({**r, "rollback": rollback}) + "\n" for r in records)
+      append_jsonl(os.path.join(self.workdir, f"metrics_{self.mode}_abandoned.jsonl"),
+                   [{**r, "rollback": rollback} for r in records])
 
   def history_at(self, meta: dict, log: Callable[[str], None]) -> list:
     """The records a checkpoint had written: the first ``n_history`` of the file."""

@@ -303,3 +303,18 @@ def test_read_jsonl_skips_blanks_drops_a_cut_last_line_and_names_damage(tmp_path
   assert rundir.read_jsonl(str(tmp_path / "none.jsonl"), missing_ok=True) == []
   with pytest.raises(FileNotFoundError):
     rundir.read_jsonl(str(tmp_path / "none.jsonl"))
+
+
+def test_append_jsonl_after_a_cut_line_keeps_every_new_record(tmp_path):
+  # A resumable benchmark appends after a kill left half a line: the new records must not be
+  # glued to the fragment (unreadable, then dropped as the cut line by read_jsonl).
+  p = tmp_path / "runs.jsonl"
+  p.write_text('{"seed": 1}\n{"seed": 2, "acc')
+  rundir.append_jsonl(str(p), [{"seed": 2}])
+  rundir.append_jsonl(str(p), [{"seed": 3}])
+  assert rundir.read_jsonl(str(p)) == [{"seed": 1}, {"seed": 2}, {"seed": 3}]
+  p.write_text('{"seed": 1}')  # a whole record that lost only its newline is kept
+  rundir.append_jsonl(str(p), [{"seed": 2}])
+  assert p.read_text() == '{"seed": 1}\n{"seed": 2}\n'
+  rundir.append_jsonl(str(tmp_path / "new.jsonl"), [{"a": 1}, {"a": 2}])
+  assert rundir.read_jsonl(str(tmp_path / "new.jsonl")) == [{"a": 1}, {"a": 2}]
