@@ -19,7 +19,7 @@ import sys
 
 from sgan_jax.configs import load_table
 from sgan_jax.errors import SganError
-from sgan_jax.reports import report_at_budget
+from sgan_jax.reports import report_at_budget, run_rows_at
 
 SMALL = ("config.json", "data.json", "labeled_indices.npy", "val_indices.npy", "summary.json",
          "curves.png")
@@ -50,9 +50,15 @@ def curate(table, src: str, dst: str, labels, seeds, budget: int,
   for n in labels:
     for s in seeds:
       sub = os.path.join(f"labels_{n}", f"seed_{s}")
-      if not os.path.isdir(os.path.join(src, sub)):
-        raise SganError(f"{os.path.join(src, sub)} does not exist; run the cell first or "
+      if not os.path.exists(os.path.join(src, sub, "config.json")):
+        raise SganError(f"{os.path.join(src, sub)} holds no run; run the cell first or "
                         "leave its seed out of --seeds.")
+      # Only finished runs are copied: a run still training (or one that decays its
+      # learning rate) would land in the folder without a row in its table.
+      _, missing = run_rows_at(table, os.path.join(src, sub), n, s, budget)
+      if missing:
+        raise SganError(f"{missing[0]}: not finished at epoch {budget}. Curate it when it has "
+                        "reached the budget, or leave its seed out of --seeds.")
   for n in labels:
     for s in seeds:
       sub = os.path.join(f"labels_{n}", f"seed_{s}")
@@ -77,7 +83,7 @@ def main(argv=None) -> int:
   try:
     table, _ = load_table(a.table)
     curate(table, a.src, a.dst, labels, seeds, a.budget)
-  except SganError as e:
+  except (SganError, OSError, ValueError) as e:  # ValueError: a damaged config.json
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {a.dst}/table.md")

@@ -120,6 +120,12 @@ class Config:
     check_mode(mode)
     return self.epochs if mode == "sgan" else (self.baseline_epochs or self.epochs)
 
+  def epochs_at(self, mode: str, budget: int) -> int:
+    """Epochs a mode had trained when the SGAN had trained ``budget`` of its ``epochs``: a
+    baseline shorter than the run (``baseline_epochs``) stops at its own end."""
+    own = self.epochs_for(mode)
+    return min(budget, own) if own < self.epochs else budget
+
   def iters_for(self, num_unlabeled: int) -> int:
     """Iterations per epoch: ``iters_per_epoch``, or one pass over the unlabeled set."""
     return self.iters_per_epoch or max(1, num_unlabeled // self.batch_size)

@@ -92,7 +92,10 @@ def _recorded(run_dir: str, key: str):
 
 def run_speed(run_dir: str, mode: str, budget: Optional[int] = None) -> dict:
   """A row's ``s_per_epoch`` (:func:`seconds_per_epoch`, to epoch ``budget``) and
-  ``machine`` (the one the run last started on, :func:`sgan_jax.machine.short`)."""
+  ``machine`` (the one the run last started on, :func:`sgan_jax.machine.short`).
+
+  ``data.json`` keeps only the latest start's machine, so a run resumed on another kind
+  of CPU reports the median over both under the latest one's name."""
   recs = read_jsonl(os.path.join(run_dir, f"metrics_{mode}.jsonl"), missing_ok=True)
   if budget is not None:
     recs = [r for r in recs if r["epoch"] <= budget]
@@ -116,6 +119,40 @@ def _check_one_test_set(rows: Sequence[dict]) -> None:
                     f"({sorted({r['num_test'] for r in rows})}); they do not belong in one table.")
 
 
+def run_rows_at(table: Table, wd: str, n: int, seed: int,
+                budget: int) -> tuple[list[dict], list[str]]:
+  """One run's table rows as they stood at epoch ``budget`` (:func:`report_at_budget`), and
+  for each mode without a row the reason (not reached, or no evaluation at that epoch).
+
+  Raises SganError for a run that decays its learning rate (a shorter budget is not a
+  prefix of it) and OSError when ``wd`` holds no ``config.json``.
+  """
+  with open(os.path.join(wd, "config.json")) as f:
+    cfg = from_stored(json.load(f))
+  if cfg.lr_decay_epochs:
+    raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
+                    "a shorter budget is not a prefix of that run. Report its own budget.")
+  num_test = _num_test(wd)
+  rows, missing = [], []
+  for mode in table.modes:
+    b = cfg.epochs_at(mode, budget)
+    recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
+    sel = selected_within(recs, b)
+    if sel is None:
+      missing.append(f"{wd} ({mode}): no validation evaluation at epoch {b} "
+                     f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
+      continue
+    at = next(r for r in recs if r["epoch"] == b)
+    train_s = train_seconds_to(recs, b)
+    rows.append({"table": table.name, "labels": n, "seed": seed, "mode": mode,
+                 "test_err": sel["test_err"], "final_test_err": at["test_err"],
+                 "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
+                 "epochs": b, "train_s": train_s, "wall_s": train_s,
+                 **run_speed(wd, mode, b),
+                 "num_test": num_test, "selection": "validation"})
+  return rows, missing
+
+
 def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
                      labels: Optional[Sequence[int]] = None, log: Callable[[str], None] = print,
                      out: Optional[str] = None) -> dict:
@@ -125,43 +162,23 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
   the runs) and takes the record training would have selected after ``budget`` epochs
   (:func:`selected_within`); a mode that trains fewer epochs than ``budget`` (a shorter
   supervised-only baseline, ``baseline_epochs``) is read at its own last epoch, as the
-  table run reports it. Runs that decay their learning rate are refused (a shorter
-  budget is not a prefix of them); runs that have not reached the budget are skipped and
-  named in the log. Writes the table files into ``out`` (default ``<root>/budget_<N>``).
+  table run reports it (:meth:`Config.epochs_at`). Runs that decay their learning rate are
+  refused (a shorter budget is not a prefix of them); runs that have not reached the budget
+  are skipped and named in the log. Writes the table files into ``out`` (default
+  ``<root>/budget_<N>``).
   """
   labels = tuple(labels or table.labels)
   rows = []
   for n in labels:
     for s in seeds:
       wd = os.path.join(root, f"labels_{n}", f"seed_{s}")
-      try:
-        with open(os.path.join(wd, "config.json")) as f:
-          cfg = from_stored(json.load(f))
-      except OSError:
+      if not os.path.exists(os.path.join(wd, "config.json")):
         log(f"[skip] {wd}: no run folder")
         continue
-      num_test = _num_test(wd)
-      if cfg.lr_decay_epochs:
-        raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
-                        "a shorter budget is not a prefix of that run. Report its own budget.")
-      for mode in table.modes:
-        # A baseline shorter than the run (baseline_epochs) is read at its own end.
-        own = cfg.epochs_for(mode)
-        b = min(budget, own) if own < cfg.epochs else budget
-        recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
-        sel = selected_within(recs, b)
-        if sel is None:
-          log(f"[skip] {wd} ({mode}): no validation evaluation at epoch {b} "
-              f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
-          continue
-        at = next(r for r in recs if r["epoch"] == b)
-        train_s = train_seconds_to(recs, b)
-        rows.append({"table": table.name, "labels": n, "seed": s, "mode": mode,
-                     "test_err": sel["test_err"], "final_test_err": at["test_err"],
-                     "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
-                     "epochs": b, "train_s": train_s, "wall_s": train_s,
-                     **run_speed(wd, mode, b),
-                     "num_test": num_test, "selection": "validation"})
+      got, missing = run_rows_at(table, wd, n, s, budget)
+      rows += got
+      for why in missing:
+        log(f"[skip] {why}")
   if not rows:
     raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
   _check_one_test_set(rows)
@@ -257,11 +274,19 @@ def aggregate(rows: list[dict]) -> list[dict]:
   return out
 
 
+# How tables name each mode.
+MODE_NAMES = {"sgan": "SGAN", "supervised": "supervised-only"}
+
+
+def _value(err: float, unit: str, num_test: int) -> str:
+  """A test error (fraction) as the table shows it: a count of errors or a percentage."""
+  return f"{err * num_test:.0f}" if unit == "errors" else f"{100 * err:.2f}"
+
+
 def _fmt(c: dict, unit: str, key: str = "test_err") -> str:
-  mean, std = c[key + "_mean"], c[key + "_std"]
-  if unit == "errors":
-    return f"{mean * c['num_test']:.0f} ± {std * c['num_test']:.0f}"
-  return f"{100 * mean:.2f} ± {100 * std:.2f}"
+  """A cell's mean ± std of ``key``."""
+  return (f"{_value(c[key + '_mean'], unit, c['num_test'])} ± "
+          f"{_value(c[key + '_std'], unit, c['num_test'])}")
 
 
 def markdown(table: Table, result: dict) -> str:
@@ -272,7 +297,7 @@ def markdown(table: Table, result: dict) -> str:
   # end of training.
   last = "sgan" in table.modes
   head = "| labels | " + " | ".join(
-      {"sgan": "SGAN (ours)", "supervised": "supervised-only (ours)"}[m] for m in table.modes)
+      f"{MODE_NAMES[m]} (ours)" for m in table.modes)
   if last:
     head += " | SGAN (ours), last epoch"
   lines = [f"**{result['title']}**: {unit}, mean ± std over seeds {result['seeds']}; "
@@ -310,8 +335,10 @@ def per_seed_markdown(table: Table, result: dict) -> str:
   rows = result["rows"]
   num_test = rows[0]["num_test"]
   band = published_errors(table, num_test)
-  val = (lambda e: f"{e * num_test:.0f}") if table.unit == "errors" else (lambda e: f"{100 * e:.2f}")
-  name = {"sgan": "SGAN", "supervised": "supervised-only"}
+  def val(e: float) -> str:
+    return _value(e, table.unit, num_test)
+
+  name = MODE_NAMES
   modes = [m for m in table.modes if any(r["mode"] == m for r in rows)]
   head = ["labels", "seed"]
   for m in modes:
@@ -337,7 +364,9 @@ def per_seed_markdown(table: Table, result: dict) -> str:
                      if r and n in band else "-")
     timed = by.get("sgan") or by[next(m for m in modes if m in by)]
     spe = timed.get("s_per_epoch")
-    cells += [f"{spe:.1f}" if spe else "-", timed.get("machine") or "not recorded"]
+    # The header names the SGAN run's speed; a seed without one says whose it shows.
+    whose = f" ({name[timed['mode']]})" if spe and "sgan" in modes and timed["mode"] != "sgan" else ""
+    cells += [f"{spe:.1f}{whose}" if spe else "-", timed.get("machine") or "not recorded"]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 

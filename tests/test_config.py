@@ -107,6 +107,10 @@ def test_derived_quantities_are_methods():
   c = Config(epochs=30, baseline_epochs=None, batch_size=100)
   assert c.epochs_for("sgan") == 30 and c.epochs_for("supervised") == 30
   assert c.replace(baseline_epochs=5).epochs_for("supervised") == 5
+  # At a shorter budget: a baseline shorter than the run stops at its own end.
+  short = c.replace(epochs=300, baseline_epochs=10)
+  assert [short.epochs_at("supervised", b) for b in (5, 10, 20, 300)] == [5, 10, 10, 10]
+  assert short.epochs_at("sgan", 20) == 20 and c.epochs_at("supervised", 20) == 20
   assert c.iters_for(59000) == 590 and c.iters_for(50) == 1
   assert c.replace(iters_per_epoch=7).iters_for(59000) == 7
   with pytest.raises(SganError, match="mode must be one of"):

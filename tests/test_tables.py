@@ -445,15 +445,19 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
   assert sorted(map(key, cur["rows"])) == sorted(map(key, res["rows"]))
   assert (out / "table.md").exists() and (out / "results.json").exists()
   reports.merge_results(TABLE, [(4, str(out))], str(tmp_path / "merged"))  # mergeable
-  with pytest.raises(SganError, match="seed_7 does not exist"):
+  with pytest.raises(SganError, match="seed_7 holds no run"):
     curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [7], 2)
   assert not (tmp_path / "r2").exists()  # nothing copied before the check
+  # A run short of the budget (still training) is refused before anything is copied.
+  with pytest.raises(SganError, match=r"seed_0 \(sgan\).*reached epoch 2.*not finished at epoch 3"):
+    curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [0, 1], 3)
+  assert not (tmp_path / "r2").exists()
   with pytest.raises(SganError, match="both source and destination"):
     curate_table.curate(TABLE, str(out), str(out), [4], [0], 2)
   args = [str(tmp_path / "runs"), str(tmp_path / "r3"), "--table", "mnist_fm_table",
           "--seeds", "7", "--budget", "2"]
   assert curate_table.main(args + ["--labels", "4"]) == 2
-  assert "seed_7 does not exist" in capsys.readouterr().err
+  assert "seed_7 holds no run" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     curate_table.main(args + ["--labels", "x"])
   assert "comma-separated integers" in capsys.readouterr().err
