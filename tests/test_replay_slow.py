@@ -1,4 +1,4 @@
-"""Committed reference runs replayed on today's code (slow: ``-m slow``; needs ../shared MNIST).
+"""Committed reference runs replayed on the current code (slow: ``-m slow``; needs ../shared MNIST).
 
 The per-epoch records of the runs behind the published tables are in ``results/``; the
 first epochs are trained again from each run's own ``config.json`` and compared with the
@@ -64,9 +64,9 @@ def test_mnist_fm_100_labels_seed_1_first_epochs():
 @mnist
 @pytest.mark.parametrize("mode", ["sgan", "supervised"])
 def test_odena_dcgan_100_labels_seed_1(mode):  # ~8 min (sgan) on 2 CPU cores
-  # Recorded on another CPU, where the DCGAN's convolutions round differently (the code
-  # before the module split gives the same values here as today's); compared closely, not
-  # bit for bit. The MLP run above and the tabular run repeat exactly across these CPUs.
+  # Recorded on another kind of CPU, where the DCGAN's convolutions round differently (the
+  # recorded code and the current code give the same values on one kind); compared closely,
+  # not bit for bit. The MLP run above and the tabular run repeat exactly across these CPUs.
   _replay("results/tables/mnist_odena_1ep/labels_100/seed_1", mode, 1, exact=False)
 
 
