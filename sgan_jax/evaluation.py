@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from sgan_jax.config import Config
+from sgan_jax.errors import SganError
 from sgan_jax.sharding import to_host
 
 
@@ -42,8 +43,15 @@ def errors_from_outputs(outputs: np.ndarray, y: np.ndarray, cfg: Config) -> np.n
   outputs = np.asarray(outputs)
   if cfg.task == "regression":
     return np.sqrt(np.mean(np.square(outputs[..., 0] - y), axis=-1))
+  return np.mean(predicted_classes(outputs, cfg) != y, axis=-1)
+
+
+def predicted_classes(outputs: np.ndarray, cfg: Config) -> np.ndarray:
+  """The class a classifier's outputs ``(..., N, out)`` predict: ``(..., N)``, the argmax
+  over the K class logits (for ``"k+1"`` the fake column is dropped)."""
+  outputs = np.asarray(outputs)
   k = outputs.shape[-1] - (cfg.parameterization == "k+1")
-  return np.mean(np.argmax(outputs[..., :k], axis=-1) != y, axis=-1)
+  return np.argmax(outputs[..., :k], axis=-1)
 
 
 def eval_error(predict, params, frozen, x: np.ndarray, y: np.ndarray, cfg: Config) -> Optional[float]:
@@ -105,3 +113,15 @@ def headline_err(summary: dict) -> float:
 def classifier_bytes(state) -> bytes:
   """The averaged discriminator (``params`` + frozen collections) as flax msgpack."""
   return flax.serialization.to_bytes(jax.tree.map(to_host, {"params": state.d_avg, **state.d_frozen}))
+
+
+def classifier_from_bytes(m, example_shape: tuple, blob: bytes, source: str) -> dict:
+  """The inverse of :func:`classifier_bytes` for models ``m`` (``state.build_models``) on
+  examples of ``example_shape`` (no batch axis): ``{"params": ..., <frozen>: ...}``.
+  ``source`` names the file in the error raised when the bytes do not fit the models."""
+  target = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(0)},
+                       np.zeros((1, *example_shape), np.float32), train=False)
+  try:
+    return flax.serialization.from_bytes(target, blob)
+  except Exception as e:
+    raise SganError(f"{source} does not match its config ({type(e).__name__}: {e}).") from e

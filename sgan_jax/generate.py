@@ -64,7 +64,7 @@ def load_generator(run_dir: str, checkpoint: str = "final") -> tuple[state_lib.M
   """
   m, generator_path = run_models(run_dir)
   if checkpoint != "final":
-    state = checkpoint_state(m, run_dir, checkpoint)
+    state, _ = checkpoint_state(m, run_dir, checkpoint)
     return m, {"params": state.g_params, **state.g_state}
   c = state_lib.sample_classes(m, jax.random.key(0), 2)
   template = m.gen.init(jax.random.key(0), jnp.zeros((2, m.cfg.latent_dim)), c, train=False)
@@ -92,20 +92,22 @@ def run_models(run_dir: str) -> tuple[state_lib.Models, str]:
   return m, paths["generator.msgpack"]
 
 
-def checkpoint_state(m: state_lib.Models, run_dir: str, which) -> state_lib.TrainState:
-  """The training state of a kept checkpoint of a run folder, on one device.
+def checkpoint_state(m: state_lib.Models, run_dir: str, which,
+                     mode: str = "sgan") -> tuple[state_lib.TrainState, int]:
+  """The training state of a kept checkpoint of a run folder's ``mode``, on one device,
+  and its epoch.
 
   ``m``: the run's models (:func:`run_models`); ``which``: "best" or an epoch number.
   """
   from sgan_jax import checkpoint as ckpt_lib  # orbax: only needed here
-  cdir = os.path.join(run_dir, "checkpoints_sgan")
+  cdir = os.path.join(run_dir, f"checkpoints_{mode}")
   if not os.path.isdir(cdir):
-    raise SganError(f"{run_dir} has no checkpoints_sgan/; export the final generator instead.")
+    raise SganError(f"{run_dir} has no checkpoints_{mode}/; use the final model instead.")
   ck = ckpt_lib.Checkpointer(cdir)
   try:
     kept = ck.all_epochs()
     if not kept:
-      raise SganError(f"{cdir} holds no checkpoints; export the final generator instead.")
+      raise SganError(f"{cdir} holds no checkpoints; use the final model instead.")
     if which == "best":
       epoch = ck.read_meta(max(kept))["best"].get("epoch")
       if epoch is None:
@@ -124,7 +126,7 @@ def checkpoint_state(m: state_lib.Models, run_dir: str, which) -> state_lib.Trai
                           jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   finally:
     ck.close()
-  return state
+  return state, epoch
 
 
 def to_uint8(x: np.ndarray, pixel_range: str) -> np.ndarray:

@@ -217,9 +217,6 @@ def fit(splits: Splits, pre: Preprocessor, cfg, out_dir: Optional[str] = None,
 
 def load_predictor(model_dir: str, mode: str = "sgan"):
   """``(predict_fn(cols) -> list of predictions, Preprocessor)`` from a :func:`fit` folder."""
-  import flax.serialization
-  import jax
-  import jax.numpy as jnp
   from sgan_jax import evaluation, step
   from sgan_jax.config import from_stored
   from sgan_jax.state import build_models
@@ -236,13 +233,8 @@ def load_predictor(model_dir: str, mode: str = "sgan"):
                     f"model_{mode}.msgpack as written by fit.") from e
   k = len(pre.classes) if pre.classes else 1
   m = build_models(cfg, (pre.dim,), k, 1)
-  target = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(0)},
-                       jnp.zeros((1, pre.dim)), train=False)
-  try:
-    variables = flax.serialization.from_bytes(target, blob)
-  except Exception as e:
-    raise SganError(f"{model_dir}/model_{mode}.msgpack does not match its config "
-                    f"({type(e).__name__}: {e}).") from e
+  variables = evaluation.classifier_from_bytes(m, (pre.dim,), blob,
+                                               f"{model_dir}/model_{mode}.msgpack")
   predict = step.make_predict(m)
 
   def predict_fn(cols: dict) -> list:
