@@ -180,7 +180,12 @@ def main(argv=None) -> int:
   os.makedirs(a.out, exist_ok=True)
   rows_path = os.path.join(a.out, "runs.jsonl")
   if a.table:
-    write_table(rows_path, os.path.join(a.out, "table.md"))
+    try:
+      write_table(rows_path, os.path.join(a.out, "table.md"))
+    except (SganError, OSError) as e:
+      p.error(str(e))
+    except KeyError as e:
+      p.error(f"{rows_path}: a row lacks the field {e}; is it a bench_sklearn runs file?")
     return 0
   names = a.datasets.split(",")
   unknown = set(names) - set(CLASSIFICATION + REGRESSION)
@@ -198,6 +203,9 @@ def main(argv=None) -> int:
               for r in read_jsonl(rows_path)}
     except SganError as e:
       p.error(str(e))
+    except KeyError as e:
+      p.error(f"{rows_path}: a row lacks the field {e}; is it a bench_sklearn runs file? "
+              "Point --out at another folder.")
   machine = (f"{host_cpu()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
   for name in names:
     x, y, test_mask = load(name, a.mnist)

@@ -29,9 +29,12 @@ def main(argv=None) -> int:
   p.add_argument("--top", type=int, default=4, help="how many confusions to list")
   p.add_argument("--out", default=None, help="also write the reports to this JSON file")
   a = p.parse_args(argv)
+  checkpoints = [c for c in a.checkpoint.split(",") if c]
+  if not checkpoints or a.top < 0:
+    p.error(f"--checkpoint needs at least one of final, best or an epoch number (got "
+            f"{a.checkpoint!r}) and --top must be >= 0 (got {a.top})")
   try:
-    reps = [diagnose.run_report(a.run_dir, a.mode, c, a.dataset, a.top)
-            for c in a.checkpoint.split(",") if c]
+    reps = [diagnose.run_report(a.run_dir, a.mode, c, a.dataset, a.top) for c in checkpoints]
   except (SganError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -57,8 +57,8 @@ def curate(table, src: str, dst: str, labels, seeds, budget: int,
       # learning rate) would land in the folder without a row in its table.
       _, missing = run_rows_at(table, os.path.join(src, sub), n, s, budget)
       if missing:
-        raise SganError(f"{missing[0]}: not finished at epoch {budget}. Curate it when it has "
-                        "reached the budget, or leave its seed out of --seeds.")
+        raise SganError(f"{missing[0]}. Curate a run that has an evaluation at epoch "
+                        f"{budget}, or leave its seed out of --seeds.")
   for n in labels:
     for s in seeds:
       sub = os.path.join(f"labels_{n}", f"seed_{s}")

@@ -89,6 +89,9 @@ def main(argv=None):
       done = {(r["dataset"], r["label_fraction"], r["seed"]) for r in read_jsonl(rows_path)}
     except SganError as e:
       p.error(str(e))
+    except KeyError as e:
+      p.error(f"{rows_path}: a row lacks the field {e}; is it a tabular_benchmark runs file? "
+              "Point --out at another folder.")
   t0 = time.time()
   for name in names:
     for frac in fracs:

@@ -40,7 +40,8 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.nd
 
 def class_report(conf: np.ndarray, top: int = 4) -> dict:
   """From a confusion matrix ``(K, K)``: ``err`` (overall error rate), ``n``,
-  ``per_class_err (K,)`` (NaN for a class with no examples), ``predicted_share (K,)``
+  ``per_class_err (K,)`` (None for a class with no examples, so the report stays valid
+  JSON), ``predicted_share (K,)``
   (the fraction of all predictions that go to each class) and ``top``, the ``top``
   largest off-diagonal counts as ``{"true", "pred", "count"}``."""
   conf = np.asarray(conf)
@@ -52,8 +53,8 @@ def class_report(conf: np.ndarray, top: int = 4) -> dict:
   np.fill_diagonal(off, 0)
   order = np.argsort(-off, axis=None, kind="stable")[:top]
   pairs = [np.unravel_index(i, off.shape) for i in order]
-  return {"err": 1.0 - np.trace(conf) / n if n else float("nan"), "n": n,
-          "per_class_err": per_class.tolist(),
+  return {"err": 1.0 - np.trace(conf) / n if n else None, "n": n,
+          "per_class_err": [None if np.isnan(x) else float(x) for x in per_class],
           "predicted_share": (conf.sum(axis=0) / max(n, 1)).tolist(),
           "top": [{"true": int(t), "pred": int(p), "count": int(off[t, p])}
                   for t, p in pairs if off[t, p] > 0]}
@@ -83,8 +84,8 @@ def load_classifier(run_dir: str, ds: data_lib.Dataset, mode: str = "sgan",
   if checkpoint == "final":
     path = os.path.join(run_dir, f"classifier_{mode}.msgpack")
     if not os.path.exists(path):
-      raise SganError(f"{path} does not exist: the {mode} model has not finished; pass "
-                      "--checkpoint best or an epoch number to read a kept checkpoint.")
+      raise SganError(f"{path} does not exist: the {mode} model has not finished; read "
+                      "checkpoint 'best' or a kept epoch number instead.")
     with open(path, "rb") as f:
       variables = evaluation.classifier_from_bytes(m, shape, f.read(), path)
     params = variables.pop("params")
@@ -114,11 +115,15 @@ def run_report(run_dir: str, mode: str = "sgan", checkpoint: str = "final",
       ds = data_lib.load(name, data_dir=cfg.data_dir, pixel_range=cfg.pixel_range)
     except (OSError, ValueError) as e:
       raise SganError(f"Cannot load the run's dataset {name!r} ({type(e).__name__}: {e}); "
-                      "pass --dataset with its path from here.") from e
+                      "give the dataset's path as it resolves from here.") from e
   logits, _, epoch = load_classifier(run_dir, ds, mode, checkpoint)
   pred = evaluation.predicted_classes(logits(ds.x_test), cfg)
   rep = class_report(confusion(ds.y_test, pred, ds.num_classes), top)
-  lab = np.load(os.path.join(run_dir, "labeled_indices.npy"))
+  try:
+    lab = np.load(os.path.join(run_dir, "labeled_indices.npy"))
+  except (OSError, ValueError) as e:
+    raise SganError(f"{run_dir} holds no readable labeled_indices.npy ({type(e).__name__}: "
+                    f"{e}); every run folder writes one, so is this a run's seed folder?") from e
   lab_pred = evaluation.predicted_classes(logits(ds.x_train[lab]), cfg)
   rep.update(labeled_acc=float(np.mean(lab_pred == ds.y_train[lab])), epoch=epoch,
              checkpoint=checkpoint, mode=mode, dataset=name)
@@ -127,7 +132,7 @@ def run_report(run_dir: str, mode: str = "sgan", checkpoint: str = "final",
 
 def format_report(rep: dict) -> str:
   """One line: error, labeled accuracy, per-class error, predicted shares, top confusions."""
-  f2 = lambda v: " ".join("nan" if np.isnan(x) else f"{x:.2f}" for x in v)
+  f2 = lambda v: " ".join("-" if x is None else f"{x:.2f}" for x in v)
   top = ", ".join(f"{t['true']}->{t['pred']} {t['count']}" for t in rep["top"])
   return (f"{rep['checkpoint']}{'' if rep['epoch'] is None else ' (epoch %d)' % rep['epoch']} "
           f"{rep['mode']}: err {rep['err']:.4f} labeled acc {rep['labeled_acc']:.2f} | "

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 
-import flax.serialization
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from sgan_jax import data as data_lib
+from sgan_jax import evaluation
 from sgan_jax import metrics
 from sgan_jax import state as state_lib
 from sgan_jax import train as train_lib
@@ -85,17 +84,27 @@ def fit_or_load(ds: data_lib.Dataset, path: str, epochs: int = 10,
   m = state_lib.build_models(cfg, tuple(ds.x_train.shape[1:]), ds.num_classes, 1)
   if os.path.exists(path) and os.path.exists(meta_path):
     with open(meta_path) as f:
-      meta = json.load(f)
+      try:
+        meta = json.load(f)
+      except ValueError:  # a damaged cache is rebuilt, not fatal
+        meta = None
+        log(f"[reference] {meta_path} is not valid JSON; retraining")
     # Compare as JSON sees it (tuples come back as lists): a cached model must be found.
-    if (meta.get("config") == json.loads(json.dumps(cfg.to_dict()))
+    if meta is None:
+      pass
+    elif (meta.get("config") == json.loads(json.dumps(cfg.to_dict()))
         and meta.get("shape") == list(ds.x_train.shape[1:])):
-      template = m.disc.init({"params": jax.random.key(0), "noise": jax.random.key(0)},
-                             jnp.zeros((1, *ds.x_train.shape[1:])), train=False)
       with open(path, "rb") as f:
-        variables = flax.serialization.from_bytes(template, f.read())
-      log(f"[reference] loaded {path} (test accuracy {100 * meta['test_acc']:.2f}%)")
-      return ReferenceClassifier(m, variables)
-    log(f"[reference] {path} was trained with another config; retraining")
+        blob = f.read()
+      try:
+        variables = evaluation.classifier_from_bytes(m, tuple(ds.x_train.shape[1:]), blob, path)
+      except SganError as e:  # a damaged cache is rebuilt, not fatal
+        log(f"[reference] {e} Retraining.")
+      else:
+        log(f"[reference] loaded {path} (test accuracy {100 * meta['test_acc']:.2f}%)")
+        return ReferenceClassifier(m, variables)
+    else:
+      log(f"[reference] {path} was trained with another config; retraining")
   splits = data_lib.make_splits(ds, labels_per_class=None, label_rate=1.0,
                                 val_size=cfg.val_size, data_seed=cfg.data_seed)
   out = train_lib.train(cfg, splits, "supervised", None, log)
@@ -105,7 +114,7 @@ def fit_or_load(ds: data_lib.Dataset, path: str, epochs: int = 10,
   acc = ref.accuracy(ds.x_test, ds.y_test)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "wb") as f:
-    f.write(flax.serialization.to_bytes(variables))
+    f.write(evaluation.classifier_bytes(state))
   with open(meta_path, "w") as f:
     json.dump({"config": cfg.to_dict(), "shape": list(ds.x_train.shape[1:]), "test_acc": acc}, f)
   log(f"[reference] trained on all {len(splits.y_lab)} labels: test accuracy {100 * acc:.2f}%")

@@ -112,7 +112,7 @@ def checkpoint_state(m: state_lib.Models, run_dir: str, which,
       epoch = ck.read_meta(max(kept))["best"].get("epoch")
       if epoch is None:
         raise SganError(f"{run_dir} was trained without a validation split, so no epoch was "
-                        "selected; export 'final' or an epoch number instead.")
+                        "selected; use 'final' or an epoch number instead.")
     elif str(which).isdigit():
       epoch = int(which)
     else:

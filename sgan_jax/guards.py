@@ -56,15 +56,18 @@ def d_wins(mets: dict) -> bool:
   return unl is not None and unl < D_WINS_LOSS
 
 
-def d_wins_warning(mets: dict) -> Optional[str]:
-  """A warning when the discriminator wins the GAN game outright (:func:`d_wins`), else None."""
+def d_wins_warning(mets: dict, rollback: bool = False) -> Optional[str]:
+  """A warning when the discriminator wins the GAN game outright (:func:`d_wins`), else None.
+  ``rollback``: the run already has on_d_wins=rollback, so the warning does not advise it
+  (the caller appends why it could not roll back, :func:`no_rollback_reason`)."""
   if not d_wins(mets):
     return None
+  advice = ("try another seed if it stays there" if rollback else
+            "set on_d_wins=rollback (with a workdir) to restart from an earlier checkpoint "
+            "with a new key, or try another seed")
   return (f"the discriminator tells real from generated almost perfectly "
           f"(loss_unl={mets['loss_unl']:.4f}; healthy runs stay near 0.1-0.45), so the generator "
-          "has stopped teaching it. Runs like this have stayed stuck for many epochs: set "
-          "on_d_wins=rollback (with a workdir) to restart from an earlier checkpoint with a new "
-          "key, or try another seed.")
+          f"has stopped teaching it. Runs like this have stayed stuck for many epochs: {advice}.")
 
 
 def rollback_target(kept: Sequence[int], failed_epoch: int, d_won: Sequence[int] = (),

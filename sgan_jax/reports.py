@@ -139,8 +139,11 @@ def run_rows_at(table: Table, wd: str, n: int, seed: int,
     recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
     sel = selected_within(recs, b)
     if sel is None:
-      missing.append(f"{wd} ({mode}): no validation evaluation at epoch {b} "
-                     f"(reached epoch {recs[-1]['epoch'] if recs else 0})")
+      reached = recs[-1]["epoch"] if recs else 0
+      missing.append(f"{wd} ({mode}): not finished, reached epoch {reached} of {b}"
+                     if reached < b else
+                     f"{wd} ({mode}): no validation evaluation at epoch {b} (reached "
+                     f"epoch {reached}, evaluating every {cfg.eval_every})")
       continue
     at = next(r for r in recs if r["epoch"] == b)
     train_s = train_seconds_to(recs, b)

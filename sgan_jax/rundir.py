@@ -117,18 +117,23 @@ def append_jsonl(path: str, records: Sequence[dict]) -> None:
   A last line without its newline (a kill during an earlier append) is completed if it is a
   whole record and cut off if it is not, so the new records start on a line of their own:
   appended straight after a fragment they would be unreadable, and ``read_jsonl`` would
-  drop them as the cut line.
+  drop them as the cut line. Only the last byte is read unless it is not a newline, so
+  appending stays cheap over a long run. One writer per file.
   """
   if os.path.exists(path):
     with open(path, "rb+") as f:
-      data = f.read()
-      if data and not data.endswith(b"\n"):
-        start = data.rfind(b"\n") + 1
-        try:
-          json.loads(data[start:])
-          f.write(b"\n")
-        except ValueError:
-          f.truncate(start)
+      end = f.seek(0, os.SEEK_END)
+      if end:
+        f.seek(end - 1)
+        if f.read(1) != b"\n":
+          f.seek(0)
+          data = f.read()
+          start = data.rfind(b"\n") + 1
+          try:
+            json.loads(data[start:])
+            f.write(b"\n")
+          except ValueError:
+            f.truncate(start)
   with open(path, "a") as f:
     f.writelines(json.dumps(r) + "\n" for r in records)
 

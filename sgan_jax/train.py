@@ -182,7 +182,8 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
                                      None if latest is None else f"{ckpt.directory}/{latest}")
       mets = {k: float(np.mean(v)) for k, v in per_step.items()}
       logged = {k: round(v, 5) for k, v in mets.items()}  # as the metric records hold them
-      warning = guards.d_wins_warning(mets) if watch_d_wins else None
+      warning = (guards.d_wins_warning(mets, cfg.on_d_wins == "rollback") if watch_d_wins
+                 else None)
       if warning and cfg.on_d_wins == "rollback":
         failed = p.epoch + 1
         won = [r["epoch"] for r in p.history if guards.d_wins(r)]

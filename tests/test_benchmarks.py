@@ -217,7 +217,7 @@ def test_seed_and_accuracy_benchmarks_refuse_bad_arguments(tmp_path, capsys):
   assert "pass metrics_<mode>.jsonl files" in capsys.readouterr().err
 
 
-def test_bench_sklearn_protocol_keeps_test_labels_out_and_writes_its_table(tmp_path):
+def test_bench_sklearn_protocol_keeps_test_labels_out_and_writes_its_table(tmp_path, capsys):
   import numpy as np
   import bench_sklearn
   x, y, mask = bench_sklearn.load("wine", "")
@@ -240,3 +240,11 @@ def test_bench_sklearn_protocol_keeps_test_labels_out_and_writes_its_table(tmp_p
   row = json.loads((out / "runs.jsonl").read_text())
   assert row["method"] == "label_spreading" and row["num_test"] == 54 and 0 <= row["test_error"] < 0.5
   assert "| wine | 25 (0.2 of pool) | – | – | " in (out / "table.md").read_text()
+  # A rows file that is not this benchmark's is a usage error naming it, on both paths.
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "runs.jsonl").write_text('{"epoch": 1}\n')
+  for extra in (["--table"], ["--datasets", "wine", "--fractions", "0.2", "--seeds", "0"]):
+    with pytest.raises(SystemExit):
+      bench_sklearn.main(extra + ["--out", str(other)])
+    assert "lacks the field 'dataset'" in capsys.readouterr().err

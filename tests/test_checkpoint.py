@@ -272,7 +272,7 @@ def test_nonfinite_rollback_restores_and_continues(tmp_path, monkeypatch):
 def _d_wins_at(monkeypatch, pattern):
   """Makes train's D-wins check fire on the calls (one per epoch trained) marked True."""
   calls = iter(pattern)
-  monkeypatch.setattr(guards, "d_wins_warning", lambda mets: "D wins" if next(calls) else None)
+  monkeypatch.setattr(guards, "d_wins_warning", lambda mets, *a: "D wins" if next(calls) else None)
 
 
 def _jsonl(path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import blobs, tiny_config
-from sgan_jax import diagnose, experiment
+from sgan_jax import data, diagnose, evaluation, experiment
 from sgan_jax.errors import SganError
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
@@ -22,7 +22,7 @@ def test_confusion_and_class_report_by_hand():
   rep = diagnose.class_report(conf, top=3)
   assert rep["n"] == 8 and rep["err"] == pytest.approx(4 / 8)
   np.testing.assert_allclose(rep["per_class_err"][:3], [2 / 3, 0, 2 / 3])
-  assert np.isnan(rep["per_class_err"][3])  # no examples of class 3
+  assert rep["per_class_err"][3] is None  # no examples of class 3 (None keeps JSON valid)
   np.testing.assert_allclose(rep["predicted_share"], [1 / 8, 6 / 8, 1 / 8, 0])
   assert rep["top"] == [{"true": 0, "pred": 1, "count": 2}, {"true": 2, "pred": 1, "count": 2}]
 
@@ -52,7 +52,15 @@ def test_run_report_recomputes_the_recorded_errors(tmp_path, capsys):
   sup = diagnose.run_report(wd, "supervised", "final", ds)
   sup_recs = [json.loads(ln) for ln in open(os.path.join(wd, "metrics_supervised.jsonl"))]
   assert sup["err"] == pytest.approx(sup_recs[-1]["test_err"], abs=1e-12)
-  assert 0 <= final["labeled_acc"] <= 1 and sum(final["predicted_share"]) == pytest.approx(1)
+  # labeled_acc is on the labels the run trained on (the config's split, not the test set);
+  # the shares are the final classifier's test predictions per class.
+  logits, _, _ = diagnose.load_classifier(wd, ds, "sgan", "final")
+  sp = data.splits_for(ds, cfg)
+  assert final["labeled_acc"] == np.mean(
+      evaluation.predicted_classes(logits(sp.x_lab), cfg) == sp.y_lab)
+  pred = evaluation.predicted_classes(logits(ds.x_test), cfg)
+  np.testing.assert_allclose(final["predicted_share"],
+                             np.bincount(pred, minlength=ds.num_classes) / len(pred))
   assert final["n"] == len(ds.y_test)
   line = diagnose.format_report(best)
   assert f"best (epoch {sel}) sgan: err" in line and "predicted share" in line
@@ -62,4 +70,10 @@ def test_run_report_recomputes_the_recorded_errors(tmp_path, capsys):
   with pytest.raises(SganError, match="no readable config.json"):
     diagnose.run_report(str(tmp_path), "sgan", "final", ds)
   assert confusions.main([wd, "--dataset", str(tmp_path / "missing.npz")]) == 2
-  assert "pass --dataset" in capsys.readouterr().err
+  assert "give the dataset's path" in capsys.readouterr().err
+  for bad in (["--top", "-1"], ["--checkpoint", ","]):
+    with pytest.raises(SystemExit):
+      confusions.main([wd] + bad)
+  os.rename(os.path.join(wd, "labeled_indices.npy"), os.path.join(wd, "moved.npy"))
+  with pytest.raises(SganError, match="no readable labeled_indices.npy"):
+    diagnose.run_report(wd, "sgan", "final", ds)

@@ -2,13 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from sgan_jax import cli, configs, machine, reports
+from sgan_jax import cli, configs, machine, reports, rundir
 from sgan_jax import state as state_lib
 from sgan_jax import tables
 from sgan_jax.errors import SganError
@@ -449,9 +450,18 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
     curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [7], 2)
   assert not (tmp_path / "r2").exists()  # nothing copied before the check
   # A run short of the budget (still training) is refused before anything is copied.
-  with pytest.raises(SganError, match=r"seed_0 \(sgan\).*reached epoch 2.*not finished at epoch 3"):
+  with pytest.raises(SganError, match=r"seed_0 \(sgan\): not finished, reached epoch 2 of 3"):
     curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [0, 1], 3)
   assert not (tmp_path / "r2").exists()
+  # A run past the budget without an evaluation at it is named as such, not as unfinished.
+  gap = tmp_path / "gap"
+  shutil.copytree(out / "labels_4" / "seed_0", gap)
+  recs = rundir.read_jsonl(str(gap / "metrics_sgan.jsonl"))
+  (gap / "metrics_sgan.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in recs if r["epoch"] != 1))
+  _, missing = reports.run_rows_at(TABLE, str(gap), 4, 0, 1)
+  assert missing == [f"{gap} (sgan): no validation evaluation at epoch 1 (reached epoch 2, "
+                     "evaluating every 1)"]
   with pytest.raises(SganError, match="both source and destination"):
     curate_table.curate(TABLE, str(out), str(out), [4], [0], 2)
   args = [str(tmp_path / "runs"), str(tmp_path / "r3"), "--table", "mnist_fm_table",

@@ -271,6 +271,17 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path, monkeypatch):
   # Loaded from the cache, not retrained (a tuple/list mismatch once made every call retrain).
   assert any("loaded" in ln for ln in lines) and not any("epoch" in ln for ln in lines), lines
   np.testing.assert_allclose(again.probs(ds.x_test), ref.probs(ds.x_test), rtol=1e-6)
+  # A damaged cache (weights cut short, or its metadata) is retrained, not a traceback.
+  blob = (tmp_path / "ref.msgpack").read_bytes()
+  (tmp_path / "ref.msgpack").write_bytes(blob[:len(blob) // 2])
+  lines = []
+  evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
+  assert any("does not match" in ln and "Retraining" in ln for ln in lines), lines
+  assert (tmp_path / "ref.msgpack").read_bytes() == blob  # rebuilt, same seeds
+  (tmp_path / "ref.msgpack.json").write_text("{not json")
+  lines = []
+  evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
+  assert any("not valid JSON; retraining" in ln for ln in lines), lines
   # Checkpointed generators: the final epoch's equals generator.msgpack; "best" is the
   # epoch selected on validation (summary.json), not the newest.
   m3, g3 = generate.load_generator(wd, "3")

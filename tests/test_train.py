@@ -233,6 +233,10 @@ def test_chunk_compiles_once_per_run_whatever_the_label_rate():
 def test_d_wins_warning_fires_on_a_collapsed_unlabeled_loss_only():
   w = guards.d_wins_warning({"loss_unl": 0.0015, "loss_gen": 180.0})
   assert w is not None and "loss_unl=0.0015" in w and "another seed" in w
+  assert "set on_d_wins=rollback" in w
+  # A run that already rolls back is not told to set it.
+  w = guards.d_wins_warning({"loss_unl": 0.0015}, rollback=True)
+  assert "set on_d_wins" not in w and "another seed" in w
   for healthy in ({"loss_unl": 0.35}, {"loss_unl": guards.D_WINS_LOSS}, {"loss_unl": float("nan")}, {}):
     assert guards.d_wins_warning(healthy) is None
 
@@ -241,7 +245,7 @@ def test_d_wins_warning_is_logged_when_it_starts_and_after_a_recovery(monkeypatc
   # Epochs 1-2 and 4 "fail": two warnings (epochs 1 and 4), none repeated while it lasts.
   pattern = iter(["bad", "bad", None, "bad"])
   seen = []
-  monkeypatch.setattr(guards, "d_wins_warning", lambda mets: seen.append(mets) or next(pattern))
+  monkeypatch.setattr(guards, "d_wins_warning", lambda mets, *a: seen.append(mets) or next(pattern))
   cfg = tiny_config(epochs=4, baseline=False)
   lines = []
   train.train(cfg, splits_for(cfg), "sgan", None, lines.append)
@@ -318,3 +322,9 @@ def test_append_jsonl_after_a_cut_line_keeps_every_new_record(tmp_path):
   assert p.read_text() == '{"seed": 1}\n{"seed": 2}\n'
   rundir.append_jsonl(str(tmp_path / "new.jsonl"), [{"a": 1}, {"a": 2}])
   assert rundir.read_jsonl(str(tmp_path / "new.jsonl")) == [{"a": 1}, {"a": 2}]
+  p.write_text("")  # empty
+  rundir.append_jsonl(str(p), [{"seed": 1}])
+  assert p.read_text() == '{"seed": 1}\n'
+  p.write_text('{"see')  # nothing but a fragment
+  rundir.append_jsonl(str(p), [{"seed": 1}])
+  assert p.read_text() == '{"seed": 1}\n'
