@@ -96,7 +96,7 @@ def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], s
   scale = num_test if table.unit == "errors" else 100.0
   pub = published_errors(table, num_test)
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
+  fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 4.4), squeeze=False)
   for ax, n in zip(axes[0], cells):
     seeds = sorted(r["seed"] for r in result["rows"] if r["labels"] == n and r["mode"] == "sgan")
     curves = []
@@ -117,10 +117,12 @@ def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], s
     ax.set_ylabel("test errors" if table.unit == "errors" else "test error (%)")
     ax.set_title(f"{n} labels", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    # Below the panel: inside it would hide the published band or a seed's curve.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
+              frameon=False)
   # ~55 characters fit above one 4.2-inch panel at this size.
   fig.suptitle(textwrap.fill(result["title"], min(110, 55 * len(cells))), fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
   plt.close(fig)
   return path
