@@ -48,6 +48,7 @@ sys.path.insert(0, ROOT)
 from sgan_jax import data  # noqa: E402
 from sgan_jax.machine import host_cpu  # noqa: E402
 from sgan_jax.errors import SganError  # noqa: E402
+from sgan_jax.reports import mean_std  # noqa: E402
 from sgan_jax.rundir import append_jsonl, read_jsonl  # noqa: E402
 
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "mnist")
@@ -254,7 +255,7 @@ def write_table(rows_path: str, out_path: str) -> None:
         labeled = rs[0]["num_labeled"]
         v = np.array([r["test_rmse"] if task == "regression" else 100 * r["test_error"] for r in rs])
         secs = np.median([r["fit_s"] for r in rs])  # a first fit's compilation skews the mean
-        texts.append(f"{v.mean():.2f} ± {v.std():.2f} ({secs:.0f} s, {len(rs)} seeds)")
+        texts.append(f"{mean_std(v.mean(), v.std(), len(v))} ({secs:.0f} s, {len(rs)} seeds)")
       kind, amount = key[1]
       label_txt = f"{labeled} ({amount:g} of pool)" if kind == "fraction" else f"{labeled}"
       lines.append(f"| {key[0]} | {label_txt} | " + " | ".join(texts) + " |")

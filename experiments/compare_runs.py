@@ -29,7 +29,7 @@ import numpy as np
 
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
-from sgan_jax.reports import selected_within, train_seconds_to
+from sgan_jax.reports import mean_std, selected_within, train_seconds_to
 from sgan_jax.rundir import read_jsonl
 
 
@@ -96,9 +96,9 @@ def main(argv=None) -> int:
     per_last, per_win = (", ".join(f"s{r['seed']}: {100 * r[k]:.2f}" for r in rows)
                          for k in ("last_test_err", "window_test_err"))
     walls = "/".join(f"{r['wall_s'] / 60:.0f}" for r in rows)
-    lines.append(f"| {name} | {e.mean():.2f} ± {e.std():.2f} | {len(rows)} | {per} | "
-                 f"{last.mean():.2f} ± {last.std():.2f} | {per_last} | "
-                 f"{win.mean():.2f} ± {win.std():.2f} | {per_win} | {walls} |")
+    ms = lambda v: mean_std(v.mean(), v.std(), len(v))
+    lines.append(f"| {name} | {ms(e)} | {len(rows)} | {per} | "
+                 f"{ms(last)} | {per_last} | {ms(win)} | {per_win} | {walls} |")
     out[name] = {"dir": d, "budget": a.budget, "window": a.window, "runs": rows,
                  "test_err_mean": float(e.mean() / 100), "test_err_std": float(e.std() / 100),
                  "last_test_err_mean": float(last.mean() / 100),

@@ -19,6 +19,7 @@ import numpy as np
 
 from sgan_jax import tabular
 from sgan_jax.errors import SganError
+from sgan_jax.reports import mean_std
 from sgan_jax.rundir import append_jsonl, read_jsonl
 
 DATASETS = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}
@@ -119,11 +120,10 @@ def write_table(rows_path, out):
     sg = np.array([r["sgan"] for r in rs])
     sup = np.array([r["supervised"] for r in rs])
     scale = 1.0 if reg else 100.0
-    fmt = lambda v: f"{scale * v.mean():.2f} ± {scale * v.std():.2f}"
-    d = sg - sup
+    fmt = lambda v, signed=False: mean_std(scale * v.mean(), scale * v.std(), len(v), signed=signed)
     lines.append(f"| {name} | {'test RMSE (lower is better)' if reg else 'test accuracy %'} | {frac:g} | "
                  f"{int(np.mean([r['num_labeled'] for r in rs]))} | {len(rs)} | {fmt(sg)} | {fmt(sup)} | "
-                 f"{scale * d.mean():+.2f} ± {scale * d.std():.2f} |")
+                 f"{fmt(sg - sup, signed=True)} |")
     summary.append({"dataset": name, "fraction": frac, "sgan": sg.tolist(), "supervised": sup.tolist()})
   md = "\n".join(lines)
   with open(os.path.join(out, "table.md"), "w") as f:

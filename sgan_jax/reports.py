@@ -286,10 +286,19 @@ def _value(err: float, unit: str, num_test: int) -> str:
   return f"{err * num_test:.0f}" if unit == "errors" else f"{100 * err:.2f}"
 
 
+def mean_std(mean: float, std: float, n: int, fmt: Callable[[float], str] = "{:.2f}".format,
+             signed: bool = False) -> str:
+  """``"mean ± std"`` over ``n`` runs, each formatted by ``fmt`` (the mean with a sign if
+  ``signed``); one run's value alone: it has no spread, and "± 0" would read as a
+  measured one."""
+  m = ("+" if signed and mean >= 0 else "") + fmt(mean)
+  return m if n == 1 else f"{m} ± {fmt(std)}"
+
+
 def _fmt(c: dict, unit: str, key: str = "test_err") -> str:
-  """A cell's mean ± std of ``key``."""
-  return (f"{_value(c[key + '_mean'], unit, c['num_test'])} ± "
-          f"{_value(c[key + '_std'], unit, c['num_test'])}")
+  """A cell's mean ± std of ``key`` (:func:`mean_std`)."""
+  return mean_std(c[key + "_mean"], c[key + "_std"], c["n_seeds"],
+                  lambda v: _value(v, unit, c["num_test"]))
 
 
 def markdown(table: Table, result: dict) -> str:

@@ -214,6 +214,10 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   assert cell8["final_test_err_mean"] == row["final_test_err"]
   line8 = md.split("| 8 |")[1].splitlines()[0]
   assert line8.split("|")[2].strip() == reports._fmt(cell8, TABLE.unit, "final_test_err")
+  # One seed: its value alone, no "± 0" standing for a spread nobody measured.
+  assert "±" not in line8
+  assert line8.split("|")[2].strip() == reports._value(row["final_test_err"], TABLE.unit,
+                                                             cell8["num_test"])
   assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
   # A budget no run reached is an error; a run short of it is skipped by name.
   with pytest.raises(SganError, match="reached epoch 4"):
@@ -471,3 +475,11 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
   with pytest.raises(SystemExit):
     curate_table.main(args + ["--labels", "x"])
   assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_mean_std_shows_no_spread_for_one_run():
+  assert reports.mean_std(1.234, 0.5, 3) == "1.23 ± 0.50"
+  assert reports.mean_std(1.234, 0.0, 1) == "1.23"
+  assert reports.mean_std(-0.5, 0.2, 2, signed=True) == "-0.50 ± 0.20"
+  assert reports.mean_std(0.5, 0.2, 2, signed=True) == "+0.50 ± 0.20"
+  assert reports.mean_std(0.0251, 0.0, 1, lambda v: f"{v * 10000:.0f}") == "251"
