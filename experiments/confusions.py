@@ -30,9 +30,11 @@ def main(argv=None) -> int:
   p.add_argument("--out", default=None, help="also write the reports to this JSON file")
   a = p.parse_args(argv)
   checkpoints = [c for c in a.checkpoint.split(",") if c]
-  if not checkpoints or a.top < 0:
+  if not checkpoints:
     p.error(f"--checkpoint needs at least one of final, best or an epoch number (got "
-            f"{a.checkpoint!r}) and --top must be >= 0 (got {a.top})")
+            f"{a.checkpoint!r})")
+  if a.top < 0:
+    p.error(f"--top must be >= 0 (got {a.top})")
   try:
     reps = [diagnose.run_report(a.run_dir, a.mode, c, a.dataset, a.top) for c in checkpoints]
   except (SganError, OSError) as e:

@@ -71,9 +71,12 @@ def test_run_report_recomputes_the_recorded_errors(tmp_path, capsys):
     diagnose.run_report(str(tmp_path), "sgan", "final", ds)
   assert confusions.main([wd, "--dataset", str(tmp_path / "missing.npz")]) == 2
   assert "give the dataset's path" in capsys.readouterr().err
-  for bad in (["--top", "-1"], ["--checkpoint", ","]):
+  for bad, said, unsaid in ((["--top", "-1"], "--top must be >= 0", "--checkpoint needs"),
+                            (["--checkpoint", ","], "--checkpoint needs", "--top must")):
     with pytest.raises(SystemExit):
       confusions.main([wd] + bad)
+    err = capsys.readouterr().err
+    assert said in err and unsaid not in err  # only what is wrong is named
   os.rename(os.path.join(wd, "labeled_indices.npy"), os.path.join(wd, "moved.npy"))
   with pytest.raises(SganError, match="no readable labeled_indices.npy"):
     diagnose.run_report(wd, "sgan", "final", ds)
