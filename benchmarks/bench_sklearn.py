@@ -48,7 +48,7 @@ sys.path.insert(0, ROOT)
 from sgan_jax import data  # noqa: E402
 from sgan_jax.machine import host_cpu  # noqa: E402
 from sgan_jax.errors import SganError  # noqa: E402
-from sgan_jax.reports import mean_std  # noqa: E402
+from sgan_jax.table_text import mean_std  # noqa: E402
 from sgan_jax.rundir import append_jsonl, read_jsonl  # noqa: E402
 
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "mnist")

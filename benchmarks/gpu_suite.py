@@ -52,7 +52,7 @@ import bench_steps  # noqa: E402
 from sgan_jax import data as data_lib  # noqa: E402
 from sgan_jax import experiment  # noqa: E402
 from sgan_jax import seeds as seeds_lib  # noqa: E402
-from sgan_jax import reports, tables  # noqa: E402
+from sgan_jax import table_text, tables  # noqa: E402
 from sgan_jax.configs import load_table  # noqa: E402
 from sgan_jax.config import Config  # noqa: E402
 from sgan_jax.errors import SganError  # noqa: E402
@@ -328,7 +328,7 @@ def part_paper(a, w: Writer, table, cfg: Config, ds: data_lib.Dataset, iters: in
   out = train_replicas(cfg.replace(epochs=epochs), ds, seeds, log)
   wall = time.perf_counter() - t0
   num_test = len(ds.y_test)
-  pub = reports.published_errors(table, num_test).get(LABELS) if a.mnist else None
+  pub = table_text.published_errors(table, num_test).get(LABELS) if a.mnist else None
   rows, history = paper_rows(out, stamps, num_test, target, pub)
   rows[-1].update(base, wall_s=round(wall, 2), dataset=ds.name, config=cfg.name,
                   dtype=cfg.compute_dtype)

@@ -29,7 +29,8 @@ import numpy as np
 
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
-from sgan_jax.reports import mean_std, selected_within, train_seconds_to
+from sgan_jax.reports import selected_within, train_seconds_to
+from sgan_jax.table_text import mean_std
 from sgan_jax.rundir import read_jsonl
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from sgan_jax import tabular
 from sgan_jax.errors import SganError
-from sgan_jax.reports import mean_std
+from sgan_jax.table_text import mean_std
 from sgan_jax.rundir import append_jsonl, read_jsonl
 
 DATASETS = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}

@@ -10,7 +10,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sgan_jax.reports import Table, published_errors
+from sgan_jax.reports import Table
+from sgan_jax.table_text import published_errors
 from sgan_jax.rundir import read_jsonl
 
 

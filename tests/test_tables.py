@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from sgan_jax import cli, configs, machine, reports, rundir
+from sgan_jax import cli, configs, machine, reports, rundir, table_text
 from sgan_jax import state as state_lib
 from sgan_jax import tables
 from sgan_jax.errors import SganError
@@ -213,10 +213,10 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   cell8 = next(c for c in res["cells"] if c["labels"] == 8 and c["mode"] == "sgan")
   assert cell8["final_test_err_mean"] == row["final_test_err"]
   line8 = md.split("| 8 |")[1].splitlines()[0]
-  assert line8.split("|")[2].strip() == reports._fmt(cell8, TABLE.unit, "final_test_err")
+  assert line8.split("|")[2].strip() == table_text._fmt(cell8, TABLE.unit, "final_test_err")
   # One seed: its value alone, no "± 0" standing for a spread nobody measured.
   assert "±" not in line8
-  assert line8.split("|")[2].strip() == reports._value(row["final_test_err"], TABLE.unit,
+  assert line8.split("|")[2].strip() == table_text._value(row["final_test_err"], TABLE.unit,
                                                              cell8["num_test"])
   assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
   # A budget no run reached is an error; a run short of it is skipped by name.
@@ -277,14 +277,14 @@ def test_published_cells_are_parsed_for_the_plot():
   t = tables.Table(name="p", title="p", labels=(20, 100, 1000),
                    published={20: "1677 ± 452", 100: "93 ± 6.5", 1000: "SGAN better"},
                    source="s", modes=("sgan",), unit="errors")
-  pub = reports.published_errors(t, 10000)
+  pub = table_text.published_errors(t, 10000)
   assert set(pub) == {20, 100}  # the cell in words is left out
   assert pub[100] == pytest.approx((0.93, 0.065))
   pct = tables.Table(name="q", title="q", labels=(4,), published={4: "18.63 ± 2.32"},
                      source="s", modes=("sgan",), unit="%")
-  assert reports.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
+  assert table_text.published_errors(pct, 10000)[4] == pytest.approx((18.63, 2.32))
   # 93 ± 6.5 errors of 10,000: 86.5-99.5 is the band.
-  assert [reports.band_position(e / 1e4, pub[100]) for e in (86, 87, 93, 99, 100)] == [
+  assert [table_text.band_position(e / 1e4, pub[100]) for e in (86, 87, 93, 99, 100)] == [
       "below", "inside", "inside", "inside", "above"]
 
 
@@ -478,8 +478,8 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
 
 
 def test_mean_std_shows_no_spread_for_one_run():
-  assert reports.mean_std(1.234, 0.5, 3) == "1.23 ± 0.50"
-  assert reports.mean_std(1.234, 0.0, 1) == "1.23"
-  assert reports.mean_std(-0.5, 0.2, 2, signed=True) == "-0.50 ± 0.20"
-  assert reports.mean_std(0.5, 0.2, 2, signed=True) == "+0.50 ± 0.20"
-  assert reports.mean_std(0.0251, 0.0, 1, lambda v: f"{v * 10000:.0f}") == "251"
+  assert table_text.mean_std(1.234, 0.5, 3) == "1.23 ± 0.50"
+  assert table_text.mean_std(1.234, 0.0, 1) == "1.23"
+  assert table_text.mean_std(-0.5, 0.2, 2, signed=True) == "-0.50 ± 0.20"
+  assert table_text.mean_std(0.5, 0.2, 2, signed=True) == "+0.50 ± 0.20"
+  assert table_text.mean_std(0.0251, 0.0, 1, lambda v: f"{v * 10000:.0f}") == "251"
