@@ -105,6 +105,11 @@ def summarize(history: Sequence[dict], best: Optional[dict]) -> dict:
   return out
 
 
+def selection_name(validated: bool) -> str:
+  """How a run's reported model is chosen, as its summary and table rows name it."""
+  return "best validation epoch" if validated else "final model (no validation split)"
+
+
 def headline_err(summary: dict) -> float:
   """The reported test error of one mode's summary: validation-selected when available."""
   return summary["selected_test_err"] if "selected_test_err" in summary else summary["final_test_err"]

@@ -72,8 +72,7 @@ def start_run(cfg: Config, ds: data_lib.Dataset, splits: data_lib.Splits,
   summary = {"config": cfg.name, "dataset": ds.name, "seed": cfg.seed, "data_seed": cfg.data_seed,
              "num_labeled": int(len(splits.y_lab)), "num_unlabeled": int(len(splits.x_unl)),
              "num_val": int(len(splits.y_val)), "num_test": int(len(splits.y_test)),
-             "selection": "best validation epoch" if len(splits.y_val) else
-                          "final model (no validation split)",
+             "selection": evaluation.selection_name(len(splits.y_val) > 0),
              "machine": machine.describe()}
   if workdir:
     os.makedirs(workdir, exist_ok=True)

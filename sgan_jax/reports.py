@@ -121,10 +121,14 @@ def _check_one_test_set(rows: Sequence[dict]) -> None:
 def run_rows_at(table: Table, wd: str, n: int, seed: int,
                 budget: int) -> tuple[list[dict], list[str]]:
   """One run's table rows as they stood at epoch ``budget`` (:func:`report_at_budget`), and
-  for each mode without a row the reason (not reached, or no evaluation at that epoch).
+  for each mode without a row the reason (trained fewer epochs, not finished, or no
+  evaluation at that epoch).
 
-  Raises SganError for a run that decays its learning rate (a shorter budget is not a
-  prefix of it) and OSError when ``wd`` holds no ``config.json``.
+  A run with a validation split reports the record selected within ``budget`` epochs
+  (:func:`selected_within`); one without (``val_size=0``, the papers' protocol) reports
+  epoch ``budget`` itself, as the table run reports its final model. Raises SganError for
+  a run that decays its learning rate (a shorter budget is not a prefix of it) and OSError
+  when ``wd`` holds no ``config.json``.
   """
   with open(os.path.join(wd, "config.json")) as f:
     cfg = from_stored(json.load(f))
@@ -132,27 +136,40 @@ def run_rows_at(table: Table, wd: str, n: int, seed: int,
     raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                     "a shorter budget is not a prefix of that run. Report its own budget.")
   num_test = _num_test(wd)
+  num_val = _recorded(wd, "num_val")
+  validated = num_val is None or num_val > 0  # runs from before data.json had a split
   rows, missing = [], []
   for mode in table.modes:
     b = cfg.epochs_at(mode, budget)
     recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
-    sel = selected_within(recs, b)
+    at = next((r for r in recs if r["epoch"] == b), None)
+    sel = selected_within(recs, b) if validated else at
     if sel is None:
-      reached = recs[-1]["epoch"] if recs else 0
-      missing.append(f"{wd} ({mode}): not finished, reached epoch {reached} of {b}"
-                     if reached < b else
-                     f"{wd} ({mode}): no validation evaluation at epoch {b} (reached "
-                     f"epoch {reached}, evaluating every {cfg.eval_every})")
+      missing.append(f"{wd} ({mode}): " + _why_no_row(cfg, mode, recs, b, validated))
       continue
-    at = next(r for r in recs if r["epoch"] == b)
     train_s = train_seconds_to(recs, b)
     rows.append({"table": table.name, "labels": n, "seed": seed, "mode": mode,
                  "test_err": sel["test_err"], "final_test_err": at["test_err"],
-                 "best_val_err": sel["val_err"], "best_val_epoch": sel["epoch"],
+                 "best_val_err": sel["val_err"] if validated else None,
+                 "best_val_epoch": sel["epoch"] if validated else None,
                  "epochs": b, "train_s": train_s, "wall_s": train_s,
                  **run_speed(wd, mode, b),
-                 "num_test": num_test, "selection": "validation"})
+                 "num_test": num_test, "selection": evaluation.selection_name(validated)})
   return rows, missing
+
+
+def _why_no_row(cfg, mode: str, recs: Sequence[dict], b: int, validated: bool) -> str:
+  """Why a run has no row at epoch ``b``: its config trains fewer epochs, it has not got
+  there yet, or it skipped the evaluation there (``eval_every``)."""
+  reached = recs[-1]["epoch"] if recs else 0
+  own = cfg.epochs_for(mode)
+  if own < b:
+    return (f"trained for {own} epochs (its config's epochs), fewer than the {b}-epoch "
+            f"budget; read it at a budget of at most {own}")
+  if reached < b:
+    return f"not finished, reached epoch {reached} of {b}"
+  what = "validation evaluation" if validated else "evaluation"
+  return f"no {what} at epoch {b} (reached epoch {reached}, evaluating every {cfg.eval_every})"
 
 
 def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
@@ -182,7 +199,7 @@ def report_at_budget(table: Table, root: str, seeds: Sequence[int], budget: int,
       for why in missing:
         log(f"[skip] {why}")
   if not rows:
-    raise SganError(f"No run in {root} reached epoch {budget} with a validation evaluation.")
+    raise SganError(f"No run in {root} reached epoch {budget} with an evaluation there.")
   _check_one_test_set(rows)
   result = {"table": table.name, "title": table.title + f" (at a {budget}-epoch budget)",
             "source": table.source, "seeds": list(seeds), "labels": list(labels),

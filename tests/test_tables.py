@@ -219,12 +219,12 @@ def test_report_at_budget_reads_runs_of_different_lengths(tmp_path):
   assert line8.split("|")[2].strip() == table_text._value(row["final_test_err"], TABLE.unit,
                                                              cell8["num_test"])
   assert (tmp_path / "budget_2" / "error_vs_labels.png").stat().st_size > 0
-  # A budget no run reached is an error; a run short of it is skipped by name.
+  # A budget no run reached is an error; a run shorter than it is skipped by name.
   with pytest.raises(SganError, match="reached epoch 4"):
     reports.report_at_budget(TABLE, str(tmp_path), [0], 4, log=logs.append)
   res3 = reports.report_at_budget(TABLE, str(tmp_path), [0], 3, log=logs.append)
   assert {r["labels"] for r in res3["rows"]} == {8}
-  assert any("labels_4" in line and "reached epoch 2" in line for line in logs)
+  assert any("labels_4" in line and "trained for 2 epochs" in line for line in logs)
 
 
 def test_report_at_budget_reads_unfinished_runs_and_checks_their_test_sets(tmp_path):
@@ -248,6 +248,29 @@ def test_report_at_budget_reads_unfinished_runs_and_checks_their_test_sets(tmp_p
   (runs[1] / "data.json").write_text(json.dumps({**data_json, "num_test": 7}))
   with pytest.raises(SganError, match="different sizes"):
     reports.report_at_budget(TABLE, str(tmp_path), [0, 1], 2, labels=[4])
+
+
+def test_report_at_budget_reads_runs_without_a_validation_split(tmp_path):
+  """val_size=0 (the papers' protocol): the row at a budget is that epoch's model, as the
+  table run reports its final model, and the selection is named for it."""
+  cfg = tiny_config(epochs=3, val_size=0, lr_decay_epochs=0)
+  full = tables.run_table(TABLE, cfg, [0], str(tmp_path), dataset=blobs(), log=lambda s: None,
+                          labels=[4])
+  assert {r["selection"] for r in full["rows"]} == {"final model (no validation split)"}
+  key = lambda r: (r["mode"], r["test_err"], r["final_test_err"], r["best_val_err"],
+                   r["best_val_epoch"], r["epochs"], r["selection"])
+  res = reports.report_at_budget(TABLE, str(tmp_path), [0], 3, labels=[4])
+  assert sorted(map(key, res["rows"])) == sorted(map(key, full["rows"]))
+  run = tmp_path / "labels_4" / "seed_0"
+  recs = rundir.read_jsonl(str(run / "metrics_sgan.jsonl"))
+  rows, missing = reports.run_rows_at(TABLE, str(run), 4, 0, 2)
+  sgan = next(r for r in rows if r["mode"] == "sgan")
+  assert sgan["test_err"] == sgan["final_test_err"] == recs[1]["test_err"] and not missing
+  (run / "metrics_sgan.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in recs if r["epoch"] != 2))
+  _, missing = reports.run_rows_at(TABLE, str(run), 4, 0, 2)
+  assert missing == [f"{run} (sgan): no evaluation at epoch 2 (reached epoch 3, "
+                     "evaluating every 1)"]
 
 
 def test_run_table_cli_checks_seeds_labels_and_budgets(capsys):
@@ -453,10 +476,18 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
   with pytest.raises(SganError, match="seed_7 holds no run"):
     curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [7], 2)
   assert not (tmp_path / "r2").exists()  # nothing copied before the check
-  # A run short of the budget (still training) is refused before anything is copied.
-  with pytest.raises(SganError, match=r"seed_0 \(sgan\): not finished, reached epoch 2 of 3"):
+  # A finished run shorter than the budget is refused before anything is copied, and
+  # told apart from one still training.
+  with pytest.raises(SganError, match=r"seed_0 \(sgan\): trained for 2 epochs \(its config's "
+                     r"epochs\), fewer than the 3-epoch budget"):
     curate_table.curate(TABLE, str(tmp_path / "runs"), str(tmp_path / "r2"), [4], [0, 1], 3)
   assert not (tmp_path / "r2").exists()
+  running = tmp_path / "running"
+  shutil.copytree(out / "labels_4" / "seed_0", running)
+  conf = json.loads((running / "config.json").read_text())
+  (running / "config.json").write_text(json.dumps({**conf, "epochs": 5}))
+  _, missing = reports.run_rows_at(TABLE, str(running), 4, 0, 3)
+  assert missing[0] == f"{running} (sgan): not finished, reached epoch 2 of 3"
   # A run past the budget without an evaluation at it is named as such, not as unfinished.
   gap = tmp_path / "gap"
   shutil.copytree(out / "labels_4" / "seed_0", gap)
