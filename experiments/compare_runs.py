@@ -8,7 +8,8 @@ test error per seed.
 
 Each NAME=DIR holds seed_<s>/ run folders. A run longer than the budget counts as the
 run it would have been with that budget (its first ``budget`` epochs, selection on
-validation within them): exact here because these configs use a constant learning rate;
+validation within them; a run without a validation split, ``val_size=0``, reports the
+budget epoch's model): exact here because these configs use a constant learning rate;
 runs with a decaying schedule are refused. Beside it: the test error at the budget's last
 epoch and its mean over the budget's last ``--window`` epochs (less noisy than one epoch),
 each mean ± std over seeds, e.g. one labeled subset for every seed against each seed its
@@ -29,7 +30,7 @@ import numpy as np
 
 from sgan_jax.config import from_stored
 from sgan_jax.errors import SganError
-from sgan_jax.reports import selected_within, train_seconds_to
+from sgan_jax.reports import has_validation, reported_within, train_seconds_to
 from sgan_jax.table_text import mean_std
 from sgan_jax.rundir import read_jsonl
 
@@ -48,8 +49,9 @@ def main(argv=None) -> int:
     print(f"error: --window must be in [1, --budget]; got {a.window}", file=sys.stderr)
     return 2
   lines = [f"Test error % at a {a.budget}-epoch budget (model selected on the validation split "
-           "within those epochs, reported on test), mean ± std over seeds; beside it the "
-           f"last epoch's and the mean over epochs {a.budget - a.window + 1}-{a.budget}.", "",
+           "within those epochs, reported on test; a run without a validation split reports "
+           f"epoch {a.budget}'s model), mean ± std over seeds; beside it the last epoch's and "
+           f"the mean over epochs {a.budget - a.window + 1}-{a.budget}.", "",
            "| group | test error %, selected | seeds | per seed (selected epoch) | "
            f"at epoch {a.budget} | per seed | mean of the last {a.window} epochs | per seed | "
            "train min per run |", "|---|---|---|---|---|---|---|---|---|"]
@@ -73,11 +75,7 @@ def main(argv=None) -> int:
         print(f"error: {sd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
               "a shorter budget is not a prefix of it", file=sys.stderr)
         return 2
-      if not cfg.val_size:
-        print(f"[skip] {sd}: trained without a validation split, nothing to select on",
-              file=sys.stderr)
-        continue
-      sel = selected_within(recs, a.budget)
+      sel = reported_within(recs, a.budget, validated=has_validation(sd))
       if sel is None:
         print(f"[skip] {sd}: no evaluation at epoch {a.budget} (not reached, or eval_every "
               "skips it)", file=sys.stderr)
@@ -86,7 +84,7 @@ def main(argv=None) -> int:
       by_epoch = {r["epoch"]: r["test_err"] for r in recs}
       tail = [t for e, t in by_epoch.items() if a.budget - a.window < e <= a.budget]
       rows.append({"seed": int(sd.rsplit("_", 1)[1]), "epoch": sel["epoch"],
-                   "val_err": sel["val_err"], "test_err": sel["test_err"], "wall_s": wall,
+                   "val_err": sel.get("val_err"), "test_err": sel["test_err"], "wall_s": wall,
                    "last_test_err": by_epoch[a.budget],
                    "window_test_err": float(np.mean(tail)), "window_epochs": len(tail)})
     if not rows:

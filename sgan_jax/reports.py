@@ -61,6 +61,23 @@ def selected_within(records: Sequence[dict], budget: int) -> Optional[dict]:
   return evaluation.select_best(within)
 
 
+def reported_within(records: Sequence[dict], budget: int, validated: bool) -> Optional[dict]:
+  """The record a run reports at epoch ``budget``: with a validation split the one
+  selected within those epochs (:func:`selected_within`), without one (``val_size=0``, the
+  papers' protocol) epoch ``budget`` itself, as the training loop reports its final model.
+  None when that record is missing."""
+  if validated:
+    return selected_within(records, budget)
+  return next((r for r in records if r["epoch"] == budget), None)
+
+
+def has_validation(run_dir: str) -> bool:
+  """Whether the run in ``run_dir`` trained with a validation split (its recorded
+  ``num_val``); runs from before ``data.json`` recorded it all had one."""
+  num_val = _recorded(run_dir, "num_val")
+  return num_val is None or num_val > 0
+
+
 def seconds_per_epoch(records: Sequence[dict]) -> Optional[float]:
   """Median wall seconds an epoch took, evaluation included (what a user waits).
 
@@ -124,9 +141,7 @@ def run_rows_at(table: Table, wd: str, n: int, seed: int,
   for each mode without a row the reason (trained fewer epochs, not finished, or no
   evaluation at that epoch).
 
-  A run with a validation split reports the record selected within ``budget`` epochs
-  (:func:`selected_within`); one without (``val_size=0``, the papers' protocol) reports
-  epoch ``budget`` itself, as the table run reports its final model. Raises SganError for
+  Each mode reports :func:`reported_within` ``budget`` epochs. Raises SganError for
   a run that decays its learning rate (a shorter budget is not a prefix of it) and OSError
   when ``wd`` holds no ``config.json``.
   """
@@ -136,14 +151,13 @@ def run_rows_at(table: Table, wd: str, n: int, seed: int,
     raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                     "a shorter budget is not a prefix of that run. Report its own budget.")
   num_test = _num_test(wd)
-  num_val = _recorded(wd, "num_val")
-  validated = num_val is None or num_val > 0  # runs from before data.json had a split
+  validated = has_validation(wd)
   rows, missing = [], []
   for mode in table.modes:
     b = cfg.epochs_at(mode, budget)
     recs = read_jsonl(os.path.join(wd, f"metrics_{mode}.jsonl"), missing_ok=True)
     at = next((r for r in recs if r["epoch"] == b), None)
-    sel = selected_within(recs, b) if validated else at
+    sel = reported_within(recs, b, validated)
     if sel is None:
       missing.append(f"{wd} ({mode}): " + _why_no_row(cfg, mode, recs, b, validated))
       continue

@@ -425,6 +425,8 @@ def _fake_run(folder, test_errs, val_errs, cfg):
   os.makedirs(folder)
   with open(os.path.join(folder, "config.json"), "w") as f:
     json.dump(cfg.to_dict(), f)
+  with open(os.path.join(folder, "data.json"), "w") as f:
+    json.dump({"num_val": int(cfg.val_size)}, f)
   with open(os.path.join(folder, "metrics_sgan.jsonl"), "w") as f:
     for e, (t, v) in enumerate(zip(test_errs, val_errs), 1):
       f.write(json.dumps({"mode": "sgan", "epoch": e, "step": 10 * e, "wall_s": 1.0 * e,
@@ -439,11 +441,18 @@ def test_compare_runs_gives_selected_last_epoch_and_window_mean_per_group(tmp_pa
   _fake_run(tmp_path / "a" / "seed_1", [.5, .4, .3, .2, .0], [.5, .1, .1, .2, .0], cfg)
   _fake_run(tmp_path / "a" / "seed_2", [.6, .5, .1, .3, .0], [.6, .5, .4, .3, .0], cfg)
   _fake_run(tmp_path / "b" / "seed_7", [.9, .8, .7, .6, .5], [.9, .8, .7, .6, .5], cfg)
+  # Group C: no validation split (val_size=0): the budget epoch's model, not the lowest
+  # test error (epoch 2).
+  _fake_run(tmp_path / "c" / "seed_3", [.5, .1, .3, .2, .0], [None] * 5,
+            cfg.replace(val_size=0))
   out = tmp_path / "cmp.md"
   assert compare_runs.main(["--budget", "4", "--window", "2", "--out", str(out),
-                            f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}"]) == 0
+                            f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}",
+                            f"C={tmp_path / 'c'}"]) == 0
   res = json.loads((tmp_path / "cmp.json").read_text())
   a, b = res["A"], res["B"]
+  assert [(r["seed"], r["epoch"], r["test_err"], r["last_test_err"])
+          for r in res["C"]["runs"]] == [(3, 4, .2, .2)]
   assert [(r["seed"], r["epoch"], r["test_err"]) for r in a["runs"]] == [(1, 2, .4), (2, 4, .3)]
   assert [r["last_test_err"] for r in a["runs"]] == [.2, .3]
   assert [r["window_test_err"] for r in a["runs"]] == pytest.approx([.25, .2])
