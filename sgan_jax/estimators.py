@@ -156,7 +156,7 @@ class _SGANBase(BaseEstimator):
                           progress=bool(self.verbose))
     # The epoch selected on validation (its lowest error, ties to the earliest epoch);
     # without a validation row, the final model.
-    final = {"params": out["state"].d_avg, **out["state"].d_frozen}
+    final = out["state"].classifier_variables()
     self.config_ = cfg
     self.params_ = out["selected"] or jax.device_get(final)
     self.history_ = out["history"]

@@ -117,7 +117,7 @@ def headline_err(summary: dict) -> float:
 
 def classifier_bytes(state) -> bytes:
   """The averaged discriminator (``params`` + frozen collections) as flax msgpack."""
-  return flax.serialization.to_bytes(jax.tree.map(to_host, {"params": state.d_avg, **state.d_frozen}))
+  return flax.serialization.to_bytes(jax.tree.map(to_host, state.classifier_variables()))
 
 
 def classifier_from_bytes(m, example_shape: tuple, blob: bytes, source: str) -> dict:
@@ -129,4 +129,5 @@ def classifier_from_bytes(m, example_shape: tuple, blob: bytes, source: str) -> 
   try:
     return flax.serialization.from_bytes(target, blob)
   except Exception as e:
-    raise SganError(f"{source} does not match its config ({type(e).__name__}: {e}).") from e
+    raise SganError(f"{source} is damaged or does not match its config "
+                    f"({type(e).__name__}: {e}).") from e

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 import jax
 import numpy as np
@@ -76,47 +77,56 @@ class ReferenceClassifier:
     return float(m), float(s)
 
 
+def _cached_meta(meta_path: str, log) -> Optional[dict]:
+  """The cache's metadata (``config``, ``shape``, ``test_acc``), or None, with the reason
+  logged, when the file is not that: a damaged cache is rebuilt, not fatal."""
+  try:
+    with open(meta_path) as f:
+      meta = json.load(f)
+  except ValueError:
+    log(f"[reference] {meta_path} is not valid JSON; retraining")
+    return None
+  if not isinstance(meta, dict) or not {"config", "shape", "test_acc"} <= meta.keys():
+    log(f"[reference] {meta_path} is not a reference classifier's metadata (a JSON object with "
+        "config, shape and test_acc); retraining")
+    return None
+  return meta
+
+
 def fit_or_load(ds: data_lib.Dataset, path: str, epochs: int = 10,
                 log=print) -> ReferenceClassifier:
   """Loads the classifier cached at ``path`` (msgpack + ``.json``), or trains and saves it."""
   cfg = reference_config(ds, epochs)
   meta_path = path + ".json"
-  m = state_lib.build_models(cfg, tuple(ds.x_train.shape[1:]), ds.num_classes, 1)
-  if os.path.exists(path) and os.path.exists(meta_path):
-    with open(meta_path) as f:
-      try:
-        meta = json.load(f)
-      except ValueError:  # a damaged cache is rebuilt, not fatal
-        meta = None
-        log(f"[reference] {meta_path} is not valid JSON; retraining")
+  shape = tuple(ds.x_train.shape[1:])
+  m = state_lib.build_models(cfg, shape, ds.num_classes, 1)
+  meta = _cached_meta(meta_path, log) if os.path.exists(path) and os.path.exists(meta_path) else None
+  if meta is not None:
     # Compare as JSON sees it (tuples come back as lists): a cached model must be found.
-    if meta is None:
-      pass
-    elif (meta.get("config") == json.loads(json.dumps(cfg.to_dict()))
-        and meta.get("shape") == list(ds.x_train.shape[1:])):
+    if (meta["config"] == json.loads(json.dumps(cfg.to_dict())) and meta["shape"] == list(shape)):
       with open(path, "rb") as f:
         blob = f.read()
       try:
-        variables = evaluation.classifier_from_bytes(m, tuple(ds.x_train.shape[1:]), blob, path)
+        variables = evaluation.classifier_from_bytes(m, shape, blob, path)
       except SganError as e:  # a damaged cache is rebuilt, not fatal
         log(f"[reference] {e} Retraining.")
       else:
         log(f"[reference] loaded {path} (test accuracy {100 * meta['test_acc']:.2f}%)")
         return ReferenceClassifier(m, variables)
     else:
-      log(f"[reference] {path} was trained with another config; retraining")
+      log(f"[reference] {path} was trained with another config or image shape; retraining")
   splits = data_lib.make_splits(ds, labels_per_class=None, label_rate=1.0,
                                 val_size=cfg.val_size, data_seed=cfg.data_seed)
   out = train_lib.train(cfg, splits, "supervised", None, log)
   state = out["state"]
-  variables = {"params": state.d_avg, **state.d_frozen}
+  variables = state.classifier_variables()
   ref = ReferenceClassifier(out["models"], variables)
   acc = ref.accuracy(ds.x_test, ds.y_test)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "wb") as f:
     f.write(evaluation.classifier_bytes(state))
   with open(meta_path, "w") as f:
-    json.dump({"config": cfg.to_dict(), "shape": list(ds.x_train.shape[1:]), "test_acc": acc}, f)
+    json.dump({"config": cfg.to_dict(), "shape": list(shape), "test_acc": acc}, f)
   log(f"[reference] trained on all {len(splits.y_lab)} labels: test accuracy {100 * acc:.2f}%")
   return ReferenceClassifier(m, variables)
 

@@ -43,6 +43,11 @@ class TrainState:
   g_opt: Optional[PyTree]
   key: jax.Array             # PRNG key for the next iteration
 
+  def classifier_variables(self) -> dict:
+    """The reported classifier, ``disc.apply``'s variables: the Polyak-averaged parameters
+    with the frozen collections, ``{"params": d_avg, <frozen>: ...}``."""
+    return {"params": self.d_avg, **self.d_frozen}
+
 
 @dataclasses.dataclass(frozen=True)
 class Models:

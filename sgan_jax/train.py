@@ -226,7 +226,7 @@ def train(cfg: Config, splits: data_lib.Splits, mode: str = "sgan", workdir: Opt
         if evaluation.is_better(rec, p.best):
           p.best = {"val_err": val_err, "epoch": p.epoch, "test_err": rec["test_err"]}
           if keep_selected:
-            selected = jax.device_get({"params": state.d_avg, **state.d_frozen})
+            selected = jax.device_get(state.classifier_variables())
         speed = rundir.speed_text(iters, dt, epochs - p.epoch, compiled)
         log(rundir.epoch_line(rec, epochs, speed, mets, cfg.task))
       stop = preempt.agreed()

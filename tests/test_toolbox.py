@@ -282,6 +282,12 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path, monkeypatch):
   lines = []
   evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
   assert any("not valid JSON; retraining" in ln for ln in lines), lines
+  # Valid JSON that is not the cache's metadata (not an object, or a key missing).
+  for meta in ("[1, 2]", json.dumps({"config": {}, "shape": [8, 8, 1]})):
+    (tmp_path / "ref.msgpack.json").write_text(meta)
+    lines = []
+    evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
+    assert any("not a reference classifier's metadata" in ln for ln in lines), (meta, lines)
   # Checkpointed generators: the final epoch's equals generator.msgpack; "best" is the
   # epoch selected on validation (summary.json), not the newest.
   m3, g3 = generate.load_generator(wd, "3")

@@ -290,7 +290,7 @@ def test_keep_selected_returns_the_selected_epochs_average(monkeypatch):
   monkeypatch.undo()
   one = train.train(tiny_config(epochs=1), sp, "sgan", None, lambda s: None)
   assert two["summary"]["best_val_epoch"] == 1
-  want = jax.device_get({"params": one["state"].d_avg, **one["state"].d_frozen})
+  want = jax.device_get(one["state"].classifier_variables())
   assert jax.tree.structure(two["selected"]) == jax.tree.structure(want)
   for a, b in zip(jax.tree.leaves(two["selected"]), jax.tree.leaves(want)):
     np.testing.assert_array_equal(a, b)
