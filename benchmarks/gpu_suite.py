@@ -17,7 +17,7 @@ done, so a run stopped from outside keeps what finished:
 3. ``paper``: the MNIST-100 feature-matching protocol (``mnist_fm_table``: 100 labels,
    1,000 validation images, 300 epochs), ``--replicas`` seeds vmapped by
    ``sgan_jax.seeds``: test errors at the last epoch and validation-selected, per seed and
-   mean +/- std, wall time, and the time to 2% mean test error.
+   mean ± std, wall time, and the time to 2% mean test error.
 
 ``--budget_s`` bounds the whole run: a step group (most important first) is started only if
 it is foreseen to end within the first fifth of it, the seeds part only before 30% of it has
@@ -336,9 +336,17 @@ def part_paper(a, w: Writer, table, cfg: Config, ds: data_lib.Dataset, iters: in
     r["dtype"] = cfg.compute_dtype
   s = rows[-1]
   w.log(f"paper: {s['epochs_run']} epochs in {wall:.0f} s, last-epoch errors "
-        f"{s.get('final_errors_mean', float('nan')):.1f} ± {s.get('final_errors_std', float('nan')):.1f}"
-        f" of {num_test}")
+        f"{errors_text(s, 'final')} of {num_test}")
   w.put("paper", rows, history)
+
+
+def errors_text(summ: dict, key: str) -> str:
+  """The summary row's ``"mean ± std"`` test errors over its seeds, ``key`` "final" or
+  "selected" (:func:`sgan_jax.table_text.mean_std`); "-" when not measured."""
+  if f"{key}_errors_mean" not in summ:
+    return "-"
+  return table_text.mean_std(summ[f"{key}_errors_mean"], summ[f"{key}_errors_std"],
+                             len(summ["seeds"]), "{:.1f}".format)
 
 
 def synthetic_mnist(n_train: int = 1100, n_test: int = 500, seed: int = 0) -> data_lib.Dataset:
@@ -393,7 +401,7 @@ def summary_markdown(info: dict, rows: dict, notes: list) -> str:
     lines.append(f"- {seeds['replicas']} vmapped seeds vs sequential: {seeds['speedup']:.2f}x "
                  f"(goal >= 5x: {goal(seeds['speedup'] >= 5)})")
   if paper and paper.get("epochs_run"):
-    m = f"{paper['final_errors_mean']:.1f} ± {paper['final_errors_std']:.1f}"
+    m = errors_text(paper, "final")
     if "published_errors" in paper and paper["epochs_run"] == paper["epochs_target"]:
       verdict = f"goal inside {paper['published_errors']}: {goal(paper['final_within_published'])}"
     else:
@@ -440,9 +448,8 @@ def summary_markdown(info: dict, rows: dict, notes: list) -> str:
         if not r.get("summary"):
           lines.append(f"| {r['seed']} | {r['final_errors']} | {_fmt(r['selected_errors'], 'd')} "
                        f"({_fmt(r['best_val_epoch'], 'd')}) |")
-      lines.append(f"| mean ± std | {paper['final_errors_mean']:.1f} ± {paper['final_errors_std']:.1f} | "
-                   + (f"{paper['selected_errors_mean']:.1f} ± {paper['selected_errors_std']:.1f} |"
-                      if "selected_errors_mean" in paper else "- |"))
+      lines.append(f"| mean ± std | {errors_text(paper, 'final')} | "
+                   f"{errors_text(paper, 'selected')} |")
     else:
       lines.append("Not run: " + str(paper.get("note")))
   return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, generate, machine, resume, rundir, seeds as seeds_lib
+from sgan_jax import evaluation, generate, machine, resume, rundir, seeds as seeds_lib, table_text
 from sgan_jax import train as train_lib
 from sgan_jax.config import Config
 from sgan_jax.sharding import is_primary
@@ -192,7 +192,7 @@ def run_seeds(cfg: Config, seeds: Sequence[int], workdir: Optional[str],
 
 
 def format_report(agg: dict) -> str:
-  """Human-readable lines: per seed and mean +/- std test accuracy for SGAN and baseline."""
+  """Human-readable lines: per seed and mean ± std test accuracy for SGAN and baseline."""
   lines = []
   r0 = agg["runs"][0]
   lines.append(f"{agg['config']}: {r0['num_labeled']} labels, {r0['num_unlabeled']} unlabeled, "
@@ -207,6 +207,7 @@ def format_report(agg: dict) -> str:
   for mode, name in (("sgan", "SGAN"), ("supervised", "supervised-only")):
     if mode in agg:
       a = agg[mode]
-      lines.append(f"{name:>16}: test accuracy {100 * (1 - a['test_err_mean']):.2f}% "
-                   f"+/- {100 * a['test_err_std']:.2f} over {len(a['test_errs'])} seed(s)")
+      n = len(a["test_errs"])
+      acc = table_text.mean_std(100 * (1 - a["test_err_mean"]), 100 * a["test_err_std"], n)
+      lines.append(f"{name:>16}: test accuracy % {acc} over {n} seed{'s' if n > 1 else ''}")
   return "\n".join(lines)

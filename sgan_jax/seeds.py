@@ -1,6 +1,6 @@
 """Several seeds trained in one program: ``vmap`` over replicas.
 
-The papers report mean +/- std over seeds. :func:`train_seeds` trains S replicas with one
+The papers report mean ± std over seeds. :func:`train_seeds` trains S replicas with one
 jitted ``vmap(scan(...))`` per epoch, so small models fill the device instead of running
 S times in sequence. The seed rule is the command line's (:meth:`Config.for_seed`):
 replica ``s`` is the run of seed ``s`` -- its own parameters, noise, batch order, labeled
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgan_jax import data as data_lib
-from sgan_jax import evaluation, guards, step
+from sgan_jax import evaluation, guards, step, table_text
 from sgan_jax.config import Config
 from sgan_jax.errors import SganError
 from sgan_jax.state import build_models, initial_state
@@ -108,7 +108,7 @@ def train_seeds(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int], mode: s
         bests[r] = {"val_err": rec["val_err"], "epoch": rec["epoch"], "test_err": rec["test_err"]}
     speed = f"{len(seeds) * timed / t_train:.1f} replica-it/s" if t_train else f"compiled in {dt:.1f}s"
     log(f"[{mode} x{len(seeds)}] epoch {epoch + 1}/{epochs} | {speed} | test_err "
-        f"{100 * np.mean(test):.2f}% +/- {100 * np.std(test):.2f}")
+        f"% {table_text.mean_std(100 * np.mean(test), 100 * np.std(test), len(seeds))}")
   rate = len(seeds) * timed / t_train if t_train else None
   summaries = [{"mode": mode, "epochs": epochs, "steps": epochs * iters, "iters_per_epoch": iters,
                 **evaluation.summarize(h, b if len(s0.y_val) else None),

@@ -12,7 +12,7 @@ checkpoints, and finished cells are read back instead of retrained. Rerunning wi
 larger epoch budget continues the existing runs. It writes
 
 * ``results.csv`` / ``results.json``: one row per (cell, seed, mode);
-* ``table.md``: mean +/- std per cell beside the published number (validation-selected,
+* ``table.md``: mean ± std per cell beside the published number (validation-selected,
   and for SGAN also the last epoch's error, unselected);
 * ``error_vs_labels.png``: test error against labels, SGAN vs supervised-only, error bars;
 * per run, ``curves.png``: validation/test error and the losses per epoch.

@@ -31,7 +31,7 @@ def test_quickstart_config_runs_seeds_and_reports_both(tmp_path):
                "--seeds", "0,1", "--workdir", str(tmp_path / "w"), cwd=tmp_path)
   assert r.returncode == 0, r.stderr
   assert "SGAN: test accuracy" in r.stdout and "supervised-only: test accuracy" in r.stdout
-  assert "over 2 seed(s)" in r.stdout and "ETA" in r.stdout
+  assert "over 2 seeds" in r.stdout and "ETA" in r.stdout
   agg = json.loads((tmp_path / "w" / "summary.json").read_text())
   assert agg["seeds"] == [0, 1] and len(agg["sgan"]["test_errs"]) == 2
   # each seed has its own labeled subset, recorded

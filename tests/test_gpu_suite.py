@@ -129,3 +129,11 @@ def test_the_suite_imports_without_tensorflow_datasets():
           "assert sys.modules['tensorflow_datasets'] is None; print('ok')")
   out = run_script(["-c", code], timeout=120)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_errors_text_gives_spread_only_over_several_seeds():
+  one = {"seeds": [1], "final_errors_mean": 92.0, "final_errors_std": 0.0}
+  assert gpu_suite.errors_text(one, "final") == "92.0"
+  assert gpu_suite.errors_text(one, "selected") == "-"
+  two = dict(one, seeds=[1, 2], final_errors_std=3.25)
+  assert gpu_suite.errors_text(two, "final") == "92.0 ± 3.2"

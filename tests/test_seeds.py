@@ -92,7 +92,7 @@ def test_parallel_seeds_from_the_command_line(tmp_path, capsys):
                    "--set", "epochs=1", "--set", "iters_per_epoch=2", "--set", "d_hidden=[16]",
                    "--set", "g_hidden=[16]", "--workdir", wd]) == 0
   out = capsys.readouterr().out
-  assert "over 2 seed(s)" in out
+  assert "over 2 seeds" in out
   assert os.path.exists(os.path.join(wd, "seed_1", "summary.json"))
   # --fresh moves the old run aside, records included (parallel seeds write no checkpoints).
   assert cli.main(["train", "--config", "digits", "--seeds", "0,1", "--parallel_seeds",
@@ -102,3 +102,18 @@ def test_parallel_seeds_from_the_command_line(tmp_path, capsys):
   capsys.readouterr()
   assert cli.main(["train", "--parallel_seeds", "--distributed", "--workdir", wd]) == 2
   assert "does not combine" in capsys.readouterr().err
+
+
+def test_report_gives_mean_and_spread_only_over_several_seeds():
+  from sgan_jax import experiment
+  run = lambda seed, err: {"seed": seed, "num_labeled": 10, "num_unlabeled": 90, "num_test": 50,
+                           "selection": "best validation epoch", "wall_s": 3.0,
+                           "sgan": {"selected_test_err": err, "final_test_err": err}}
+  one = {"config": "c", "runs": [run(1, .1)],
+         "sgan": {"test_err_mean": .1, "test_err_std": 0.0, "test_errs": [.1]}}
+  text = experiment.format_report(one)
+  # One seed has no measured spread: no "± 0.00" beside it.
+  assert "SGAN: test accuracy % 90.00 over 1 seed" in text and "±" not in text, text
+  two = {"config": "c", "runs": [run(1, .1), run(2, .2)],
+         "sgan": {"test_err_mean": .15, "test_err_std": .05, "test_errs": [.1, .2]}}
+  assert "SGAN: test accuracy % 85.00 ± 5.00 over 2 seeds" in experiment.format_report(two)
