@@ -419,6 +419,15 @@ def test_result_scripts_refuse_bad_arguments_without_a_traceback(tmp_path, capsy
       tabular_benchmark.main([*args, "--out", str(tmp_path / "tab")])
     assert e.value.code == 2 and match in capsys.readouterr().err, args
   assert not (tmp_path / "tab").exists()  # refused before writing anything
+  # --out holding another script's runs.jsonl: refused, and that file is left as it was.
+  (tmp_path / "other").mkdir()
+  foreign = json.dumps({"config": "x", "seed": 1}) + "\n"
+  (tmp_path / "other" / "runs.jsonl").write_text(foreign)
+  with pytest.raises(SystemExit) as e:
+    tabular_benchmark.main(["--out", str(tmp_path / "other")])
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and "lacks the field 'dataset'" in err and "Point --out" in err, err
+  assert (tmp_path / "other" / "runs.jsonl").read_text() == foreign
 
 
 def _fake_run(folder, test_errs, val_errs, cfg):
