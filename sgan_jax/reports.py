@@ -274,13 +274,15 @@ def merge_results(table: Table, parts: Sequence[tuple[int, str]], out: str) -> d
     if "s_per_epoch" not in r and os.path.isdir(wd):
       r.update(run_speed(wd, r["mode"], r["epochs"]))
   labels = sorted(sources)
-  budgets = " / ".join(f"{n}: {'/'.join(map(str, sorted({r['epochs'] for r in rows if r['labels'] == n})))}"
-                       for n in labels)
-  result = {"table": table.name, "title": table.title + f" (epochs per cell: {budgets})",
+  cells = aggregate(rows)
+  per_cell = {n: table_text.epochs_text([c for c in cells if c["labels"] == n]) for n in labels}
+  budgets = (f"epochs: {per_cell[labels[0]]}" if len(set(per_cell.values())) == 1 else
+             "epochs per cell: " + "; ".join(f"{n} labels: {t}" for n, t in per_cell.items()))
+  result = {"table": table.name, "title": table.title + f" ({budgets})",
             "source": table.source, "seeds": sorted({r["seed"] for r in rows}), "labels": labels,
             "sources": {str(n): sources[n][0] if len(sources[n]) == 1 else sources[n]
                         for n in labels},
-            "rows": rows, "cells": aggregate(rows)}
+            "rows": rows, "cells": cells}
   # The per-cell curves are the SGAN runs' (plots.plot_cell_curves).
   write_outputs(table, result, out, lambda n, s: os.path.join(
       origin.get((n, "sgan", s), sources[n][0]), f"labels_{n}", f"seed_{s}"))

@@ -8,7 +8,7 @@ per seed, each run against the published band) and the published numbers as band
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:  # reports imports this module
   from sgan_jax.reports import Table
@@ -38,6 +38,17 @@ def _fmt(c: dict, unit: str, key: str = "test_err") -> str:
                   lambda v: _value(v, unit, c["num_test"]))
 
 
+def epochs_text(cells: Sequence[dict]) -> str:
+  """The epochs the given cells (:func:`sgan_jax.reports.aggregate`) trained, each mode
+  named when they differ: "SGAN 300, supervised-only 10", else "300"."""
+  modes = [m for m in MODE_NAMES if any(c["mode"] == m for c in cells)]
+  per = {m: "/".join(map(str, sorted({e for c in cells if c["mode"] == m for e in c["epochs"]})))
+         for m in modes}
+  if len(set(per.values())) == 1:
+    return next(iter(per.values()))
+  return ", ".join(f"{MODE_NAMES[m]} {e}" for m, e in per.items())
+
+
 def markdown(table: Table, result: dict) -> str:
   """``table.md``: a row per label count (each mode's mean ± std, the SGAN's last epoch,
   the published cell), then :func:`per_seed_markdown`."""
@@ -60,12 +71,11 @@ def markdown(table: Table, result: dict) -> str:
     mine = {c["mode"]: c for c in cells if c["labels"] == n}
     if not mine:
       continue
-    ep = sorted({e for c in mine.values() for e in c["epochs"]})
     vals = [(_fmt(mine[m], table.unit) if m in mine else "-") for m in table.modes]
     if last:
       vals.append(_fmt(mine["sgan"], table.unit, "final_test_err") if "sgan" in mine else "-")
     lines.append(f"| {n} | " + " | ".join(vals) + f" | {table.published.get(n, '-')} | "
-                 f"{max(c['n_seeds'] for c in mine.values())} | {'/'.join(map(str, ep))} |")
+                 f"{max(c['n_seeds'] for c in mine.values())} | {epochs_text(list(mine.values()))} |")
   lines += ["", f"Published column: {result['source']}.", "", per_seed_markdown(table, result)]
   return "\n".join(lines)
 

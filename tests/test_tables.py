@@ -311,6 +311,13 @@ def test_published_cells_are_parsed_for_the_plot():
       "below", "inside", "inside", "inside", "above"]
 
 
+def test_epochs_text_names_the_modes_only_when_their_epochs_differ():
+  sgan, sup = {"mode": "sgan", "epochs": [300]}, {"mode": "supervised", "epochs": [10]}
+  assert table_text.epochs_text([sup, sgan]) == "SGAN 300, supervised-only 10"
+  assert table_text.epochs_text([sgan, dict(sup, epochs=[300])]) == "300"
+  assert table_text.epochs_text([{"mode": "sgan", "epochs": [20, 300]}]) == "20/300"
+
+
 def test_merge_takes_each_cell_from_its_own_report(tmp_path):
   """A 4-label cell at 1 epoch and an 8-label cell at 2 epochs, from two roots, in one
   table: rows copied unchanged, each cell's budget in the epochs column; the sources, a
@@ -338,7 +345,7 @@ def test_merge_takes_each_cell_from_its_own_report(tmp_path):
   assert [r["s_per_epoch"] for r in again["rows"]] == timed
   assert {r["machine"] for r in again["rows"]} == {machine.short(machine.describe())}
   assert md.split("| 8 |")[1].splitlines()[0].rstrip().endswith("| 1 | 2 |")
-  assert "4: 1 / 8: 2" in md and (out / "error_vs_labels.png").stat().st_size > 0
+  assert "(epochs per cell: 4 labels: 1; 8 labels: 2)" in md and (out / "error_vs_labels.png").stat().st_size > 0
   # Rewriting an earlier merge is fine; a source or a table root is never overwritten.
   reports.merge_results(TABLE, [(4, str(tmp_path / "a"))], str(out))
   before = (tmp_path / "a" / "results.json").read_text()
