@@ -448,7 +448,8 @@ def summary_markdown(info: dict, rows: dict, notes: list) -> str:
         if not r.get("summary"):
           lines.append(f"| {r['seed']} | {r['final_errors']} | {_fmt(r['selected_errors'], 'd')} "
                        f"({_fmt(r['best_val_epoch'], 'd')}) |")
-      lines.append(f"| mean ± std | {errors_text(paper, 'final')} | "
+      lines.append(f"| {'mean ± std' if len(paper['seeds']) > 1 else 'mean'} | "
+                   f"{errors_text(paper, 'final')} | "
                    f"{errors_text(paper, 'selected')} |")
     else:
       lines.append("Not run: " + str(paper.get("note")))

@@ -68,6 +68,7 @@ def main(argv=None) -> int:
       try:
         cfg = from_stored(json.load(open(os.path.join(sd, "config.json"))))
         recs = read_jsonl(os.path.join(sd, "metrics_sgan.jsonl"))
+        validated = has_validation(sd, cfg)
       except (OSError, ValueError, SganError) as e:
         print(f"[skip] {sd}: unreadable run folder ({e})", file=sys.stderr)
         continue
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         print(f"error: {sd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
               "a shorter budget is not a prefix of it", file=sys.stderr)
         return 2
-      sel = reported_within(recs, a.budget, validated=has_validation(sd))
+      sel = reported_within(recs, a.budget, validated)
       if sel is None:
         print(f"[skip] {sd}: no evaluation at epoch {a.budget} (not reached, or eval_every "
               "skips it)", file=sys.stderr)

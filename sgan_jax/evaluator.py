@@ -86,7 +86,8 @@ def _cached_meta(meta_path: str, log) -> Optional[dict]:
   except ValueError:
     log(f"[reference] {meta_path} is not valid JSON; retraining")
     return None
-  if not isinstance(meta, dict) or not {"config", "shape", "test_acc"} <= meta.keys():
+  if (not isinstance(meta, dict) or not {"config", "shape", "test_acc"} <= meta.keys()
+      or not isinstance(meta["test_acc"], (int, float))):
     log(f"[reference] {meta_path} is not a reference classifier's metadata (a JSON object with "
         "config, shape and test_acc); retraining")
     return None

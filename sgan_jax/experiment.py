@@ -208,6 +208,7 @@ def format_report(agg: dict) -> str:
     if mode in agg:
       a = agg[mode]
       n = len(a["test_errs"])
-      acc = table_text.mean_std(100 * (1 - a["test_err_mean"]), 100 * a["test_err_std"], n)
-      lines.append(f"{name:>16}: test accuracy % {acc} over {n} seed{'s' if n > 1 else ''}")
+      acc = table_text.mean_std(100 * (1 - a["test_err_mean"]), 100 * a["test_err_std"], n,
+                                "{:.2f}%".format)
+      lines.append(f"{name:>16}: test accuracy {acc} over {n} seed{'s' if n > 1 else ''}")
   return "\n".join(lines)

@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from sgan_jax import evaluation, machine, table_text
-from sgan_jax.config import from_stored
+from sgan_jax.config import Config, from_stored
 from sgan_jax.errors import SganError
 from sgan_jax.rundir import read_jsonl
 
@@ -71,11 +71,11 @@ def reported_within(records: Sequence[dict], budget: int, validated: bool) -> Op
   return next((r for r in records if r["epoch"] == budget), None)
 
 
-def has_validation(run_dir: str) -> bool:
-  """Whether the run in ``run_dir`` trained with a validation split (its recorded
-  ``num_val``); runs from before ``data.json`` recorded it all had one."""
+def has_validation(run_dir: str, cfg: Config) -> bool:
+  """Whether the run in ``run_dir``, of config ``cfg``, trained with a validation split:
+  its recorded ``num_val``, or for a run that recorded none its config's ``val_size``."""
   num_val = _recorded(run_dir, "num_val")
-  return num_val is None or num_val > 0
+  return bool(cfg.val_size) if num_val is None else num_val > 0
 
 
 def seconds_per_epoch(records: Sequence[dict]) -> Optional[float]:
@@ -151,7 +151,7 @@ def run_rows_at(table: Table, wd: str, n: int, seed: int,
     raise SganError(f"{wd} decays its learning rate (lr_decay_epochs={cfg.lr_decay_epochs}); "
                     "a shorter budget is not a prefix of that run. Report its own budget.")
   num_test = _num_test(wd)
-  validated = has_validation(wd)
+  validated = has_validation(wd, cfg)
   rows, missing = [], []
   for mode in table.modes:
     b = cfg.epochs_at(mode, budget)
@@ -177,9 +177,12 @@ def _why_no_row(cfg, mode: str, recs: Sequence[dict], b: int, validated: bool) -
   there yet, or it skipped the evaluation there (``eval_every``)."""
   reached = recs[-1]["epoch"] if recs else 0
   own = cfg.epochs_for(mode)
-  if own < b:
+  if own < b and reached >= own:
     return (f"trained for {own} epochs (its config's epochs), fewer than the {b}-epoch "
             f"budget; read it at a budget of at most {own}")
+  if own < b:
+    return (f"its config trains {own} epochs, fewer than the {b}-epoch budget (reached epoch "
+            f"{reached}); read it at a budget of at most {own}")
   if reached < b:
     return f"not finished, reached epoch {reached} of {b}"
   what = "validation evaluation" if validated else "evaluation"

@@ -108,7 +108,7 @@ def train_seeds(cfg: Config, ds: data_lib.Dataset, seeds: Sequence[int], mode: s
         bests[r] = {"val_err": rec["val_err"], "epoch": rec["epoch"], "test_err": rec["test_err"]}
     speed = f"{len(seeds) * timed / t_train:.1f} replica-it/s" if t_train else f"compiled in {dt:.1f}s"
     log(f"[{mode} x{len(seeds)}] epoch {epoch + 1}/{epochs} | {speed} | test_err "
-        f"% {table_text.mean_std(100 * np.mean(test), 100 * np.std(test), len(seeds))}")
+        + table_text.mean_std(100 * np.mean(test), 100 * np.std(test), len(seeds), "{:.2f}%".format))
   rate = len(seeds) * timed / t_train if t_train else None
   summaries = [{"mode": mode, "epochs": epochs, "steps": epochs * iters, "iters_per_epoch": iters,
                 **evaluation.summarize(h, b if len(s0.y_val) else None),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from sgan_jax import evaluation
+
 if TYPE_CHECKING:  # reports imports this module
   from sgan_jax.reports import Table
 
@@ -49,21 +51,33 @@ def epochs_text(cells: Sequence[dict]) -> str:
   return ", ".join(f"{MODE_NAMES[m]} {e}" for m, e in per.items())
 
 
+def _validated(rows: Sequence[dict]) -> tuple[bool, bool]:
+  """``(any, all)``: whether any and whether all of the rows report a model selected on
+  validation (rows without a ``selection`` field predate runs without a split)."""
+  final = evaluation.selection_name(False)
+  flags = [r.get("selection") != final for r in rows]
+  return any(flags), all(flags)
+
+
 def markdown(table: Table, result: dict) -> str:
   """``table.md``: a row per label count (each mode's mean ± std, the SGAN's last epoch,
   the published cell), then :func:`per_seed_markdown`."""
   cells = result["cells"]
   unit = "test errors (of %d)" % cells[0]["num_test"] if table.unit == "errors" else "test error %"
+  some, every = _validated(result["rows"])
   # The last epoch's error (no selection) sits beside the validation-selected one: with a
   # small validation set the selection can pick an early epoch, and the papers report the
-  # end of training.
-  last = "sgan" in table.modes
+  # end of training. Without a validation split the two are the same model.
+  last = "sgan" in table.modes and some
   head = "| labels | " + " | ".join(
       f"{MODE_NAMES[m]} (ours)" for m in table.modes)
   if last:
     head += " | SGAN (ours), last epoch"
+  chosen = ("model selected on validation" if every else
+            "model selected on validation, or the final model of a run without a validation "
+            "split" if some else "final model (no validation split)")
   lines = [f"**{result['title']}**: {unit}, mean ± std over seeds {result['seeds']}; "
-           f"model selected on validation, reported on test"
+           f"{chosen}, reported on test"
            + ("; 'last epoch' is the final epoch's test error, unselected." if last else "."),
            "", head + " | published | seeds | epochs |",
            "|---" * (len(table.modes) + 4 + last) + "|"]
@@ -101,11 +115,13 @@ def per_seed_markdown(table: Table, result: dict) -> str:
 
   name = MODE_NAMES
   modes = [m for m in table.modes if any(r["mode"] == m for r in rows)]
+  some, _ = _validated(rows)
   head = ["labels", "seed"]
   for m in modes:
-    head.append(f"{name[m]} selected (epoch)")
+    head.append(f"{name[m]} selected (epoch)" if some else f"{name[m]} final model")
     if m == "sgan":
-      head += ["SGAN last epoch", "vs published band (selected / last)"]
+      head += (["SGAN last epoch", "vs published band (selected / last)"] if some
+               else ["vs published band"])
   head += ["s/epoch", "machine"]
   lines = ["**Per seed**: test " + ("errors" if table.unit == "errors" else "error %")
            + "; s/epoch is the median wall time of an epoch, evaluation included, of "
@@ -118,11 +134,13 @@ def per_seed_markdown(table: Table, result: dict) -> str:
       r = by.get(m)
       ep = f" ({r['best_val_epoch']})" if r and r.get("best_val_epoch") is not None else ""
       cells.append(f"{val(r['test_err'])}{ep}" if r else "-")
-      if m == "sgan":
+      if m == "sgan" and some:
         cells.append(val(r["final_test_err"]) if r else "-")
         cells.append(f"{band_position(r['test_err'], band[n])} / "
                      f"{band_position(r['final_test_err'], band[n])}"
                      if r and n in band else "-")
+      elif m == "sgan":
+        cells.append(band_position(r["test_err"], band[n]) if r and n in band else "-")
     timed = by.get("sgan") or by[next(m for m in modes if m in by)]
     spe = timed.get("s_per_epoch")
     # The header names the SGAN run's speed; a seed without one says whose it shows.

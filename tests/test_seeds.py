@@ -113,7 +113,7 @@ def test_report_gives_mean_and_spread_only_over_several_seeds():
          "sgan": {"test_err_mean": .1, "test_err_std": 0.0, "test_errs": [.1]}}
   text = experiment.format_report(one)
   # One seed has no measured spread: no "± 0.00" beside it.
-  assert "SGAN: test accuracy % 90.00 over 1 seed" in text and "±" not in text, text
+  assert "SGAN: test accuracy 90.00% over 1 seed" in text and "±" not in text, text
   two = {"config": "c", "runs": [run(1, .1), run(2, .2)],
          "sgan": {"test_err_mean": .15, "test_err_std": .05, "test_errs": [.1, .2]}}
-  assert "SGAN: test accuracy % 85.00 ± 5.00 over 2 seeds" in experiment.format_report(two)
+  assert "SGAN: test accuracy 85.00% ± 5.00% over 2 seeds" in experiment.format_report(two)

@@ -261,6 +261,11 @@ def test_report_at_budget_reads_runs_without_a_validation_split(tmp_path):
                    r["best_val_epoch"], r["epochs"], r["selection"])
   res = reports.report_at_budget(TABLE, str(tmp_path), [0], 3, labels=[4])
   assert sorted(map(key, res["rows"])) == sorted(map(key, full["rows"]))
+  # table.md names the final model, without a last-epoch column that would repeat it.
+  md = (tmp_path / "budget_3" / "table.md").read_text()
+  assert "final model (no validation split), reported on test" in md, md
+  assert "selected on validation" not in md and "last epoch" not in md, md
+  assert "SGAN final model | vs published band |" in md, md
   run = tmp_path / "labels_4" / "seed_0"
   recs = rundir.read_jsonl(str(run / "metrics_sgan.jsonl"))
   rows, missing = reports.run_rows_at(TABLE, str(run), 4, 0, 2)
@@ -469,6 +474,15 @@ def test_compare_runs_gives_selected_last_epoch_and_window_mean_per_group(tmp_pa
   a, b = res["A"], res["B"]
   assert [(r["seed"], r["epoch"], r["test_err"], r["last_test_err"])
           for r in res["C"]["runs"]] == [(3, 4, .2, .2)]
+  # Without data.json the config says there was no split; a damaged one skips the run.
+  (tmp_path / "c" / "seed_3" / "data.json").unlink()
+  assert compare_runs.main(["--budget", "4", "--window", "2", "--out", str(out),
+                            f"C={tmp_path / 'c'}"]) == 0
+  assert json.loads((tmp_path / "cmp.json").read_text())["C"]["runs"][0]["epoch"] == 4
+  (tmp_path / "c" / "seed_3" / "data.json").write_text("{not json")
+  capsys.readouterr()
+  assert compare_runs.main(["--budget", "4", f"C={tmp_path / 'c'}"]) == 0
+  assert "seed_3: unreadable run folder" in capsys.readouterr().err
   assert [(r["seed"], r["epoch"], r["test_err"]) for r in a["runs"]] == [(1, 2, .4), (2, 4, .3)]
   assert [r["last_test_err"] for r in a["runs"]] == [.2, .3]
   assert [r["window_test_err"] for r in a["runs"]] == pytest.approx([.25, .2])
@@ -513,6 +527,9 @@ def test_curate_copies_small_files_only_and_the_table_is_computed_from_them(tmp_
   (running / "config.json").write_text(json.dumps({**conf, "epochs": 5}))
   _, missing = reports.run_rows_at(TABLE, str(running), 4, 0, 3)
   assert missing[0] == f"{running} (sgan): not finished, reached epoch 2 of 3"
+  _, missing = reports.run_rows_at(TABLE, str(running), 4, 0, 6)  # still training, 5 < 6
+  assert missing[0] == (f"{running} (sgan): its config trains 5 epochs, fewer than the 6-epoch "
+                        "budget (reached epoch 2); read it at a budget of at most 5")
   # A run past the budget without an evaluation at it is named as such, not as unfinished.
   gap = tmp_path / "gap"
   shutil.copytree(out / "labels_4" / "seed_0", gap)

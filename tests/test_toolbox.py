@@ -288,6 +288,12 @@ def test_conditional_run_exports_labeled_npz_that_loads(tmp_path, monkeypatch):
     lines = []
     evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
     assert any("not a reference classifier's metadata" in ln for ln in lines), (meta, lines)
+  # The matching metadata with its test accuracy gone is rebuilt too (it is printed on load).
+  meta = json.loads((tmp_path / "ref.msgpack.json").read_text())
+  (tmp_path / "ref.msgpack.json").write_text(json.dumps({**meta, "test_acc": None}))
+  lines = []
+  evaluator.fit_or_load(ds, str(tmp_path / "ref.msgpack"), epochs=1, log=lines.append)
+  assert any("not a reference classifier's metadata" in ln for ln in lines), lines
   # Checkpointed generators: the final epoch's equals generator.msgpack; "best" is the
   # epoch selected on validation (summary.json), not the newest.
   m3, g3 = generate.load_generator(wd, "3")
