@@ -421,6 +421,14 @@ def test_result_scripts_refuse_bad_arguments_without_a_traceback(tmp_path, capsy
   (tmp_path / "empty.jsonl").write_text("")
   assert plot_curves.main([str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "x.png")]) == 2
   assert "no records" in capsys.readouterr().err
+  (tmp_path / "m.jsonl").write_text(json.dumps({"mode": "sgan", "epoch": 1, "test_err": .1}) + "\n")
+  for band in ("0.9", "x,1", "0.9,-1"):
+    assert plot_curves.main([str(tmp_path / "m.jsonl"), "--band", band,
+                             "--out", str(tmp_path / "x.png")]) == 2
+    assert "--band takes MEAN,STD" in capsys.readouterr().err
+  assert plot_curves.main([f"own subset={tmp_path / 'm.jsonl'}", "--band", "0.9,0.042",
+                           "--out", str(tmp_path / "x.png")]) == 0
+  assert (tmp_path / "x.png").stat().st_size > 0
   assert curve_table.main([str(tmp_path / "missing.jsonl")]) == 2
   assert "No such file" in capsys.readouterr().err
   for args, match in ((["--datasets", "iris"], "--datasets takes some of"),
