@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from sgan_jax import tabular
+from sgan_jax import evaluation, tabular
 from sgan_jax.errors import SganError
 from sgan_jax.table_text import mean_std
 from sgan_jax.rundir import append_jsonl, read_jsonl
@@ -58,7 +58,7 @@ def one_run(name, frac, seed, epochs):
          "num_labeled": int(len(splits.y_lab) + len(splits.y_val)), "num_train_rows": int(len(splits.x_unl)),
          "num_test": int(len(splits.y_test))}
   for mode, s in res.items():
-    err = s.get("selected_test_err", s["final_test_err"])
+    err = evaluation.headline_err(s)
     out[mode] = (1 - err) if task == "classification" else err
     out[mode + "_selection"] = "validation" if "selected_test_err" in s else "final"
   return out
