@@ -15,7 +15,9 @@ different labeled subsets against the paper:
 import argparse
 import sys
 
+from sgan_jax.plots import published_band
 from sgan_jax.rundir import read_jsonl
+from sgan_jax.table_text import MODE_NAMES
 
 
 def main(argv=None):
@@ -50,14 +52,12 @@ def main(argv=None):
     except (OSError, ValueError) as e:
       print(f"error: {path}: {e}; pass metrics_<mode>.jsonl files of a run.", file=sys.stderr)
       return 2
-    label = name or ({"sgan": "SGAN", "supervised": "supervised-only"}.get(recs[0]["mode"], recs[0]["mode"])
-                     + " (averaged weights)")
+    label = name or MODE_NAMES.get(recs[0]["mode"], recs[0]["mode"]) + " (averaged weights)"
     ax.plot([r["epoch"] for r in recs], [100 * r["test_err"] for r in recs], lw=0.8, label=label)
     last = max(last, recs[-1]["epoch"])
   if band is not None:
     m, s = band
-    ax.fill_between([0.9 * last, last], m - s, m + s, color="tab:red", alpha=0.4, zorder=3,
-                    label=f"published {m:g} ± {s:g} %")
+    published_band(ax, m, s, last, f"published {m:g} ± {s:g} %")
   ax.set_yscale("log")
   ax.set_xlabel("epoch")
   ax.set_ylabel("test error (%)")

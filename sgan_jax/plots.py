@@ -85,6 +85,12 @@ def plot_run_curves(run_dir: str, modes=("sgan", "supervised")) -> Optional[str]
   return path
 
 
+def published_band(ax, mean: float, std: float, end: int, label: str) -> None:
+  """A published mean ± std drawn on ``ax`` as a band over the last tenth of ``end`` epochs."""
+  ax.fill_between([0.9 * end, end], mean - std, mean + std, color="tab:red", alpha=0.4,
+                  zorder=3, label=label)
+
+
 def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], str],
                      path: str) -> Optional[str]:
   """``test_error_vs_epoch.png``: per cell (label count), each seed's SGAN test error by
@@ -111,8 +117,7 @@ def plot_cell_curves(table: Table, result: dict, run_dir: Callable[[int, int], s
     if n in pub:
       m, sd = (v * num_test / 100 if table.unit == "errors" else v for v in pub[n])
       end = table.published_epoch or max(common[-1], 1)
-      ax.fill_between([0.9 * end, end], m - sd, m + sd, color="tab:red", alpha=0.4, zorder=3,
-                      label=f"published {table.published[n]} (epoch {end})")
+      published_band(ax, m, sd, end, f"published {table.published[n]} (epoch {end})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test errors" if table.unit == "errors" else "test error (%)")
